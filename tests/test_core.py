@@ -1,0 +1,86 @@
+"""Label, keypoint and image-input basics."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fipviton.errors import ImageInputError
+from fipviton.imageio import load_image
+from fipviton.keypoints import BODY25_TO_INTERNAL, Keypoint, flip_keypoints, from_flat
+from fipviton.labels import VITON_PARSE_NEW, Label, flip_labels, map_labels
+
+
+def test_flip_swaps_left_and_right_labels() -> None:
+    parsing = np.zeros((4, 6), dtype=np.uint8)
+    parsing[:, 0] = Label.LEFT_ARM
+    flipped = flip_labels(parsing)
+    assert (flipped[:, -1] == Label.RIGHT_ARM).all()
+    assert (flip_labels(flipped) == parsing).all()
+
+
+def test_viton_neck_maps_to_neck() -> None:
+    assert map_labels(np.array([[20, 13, 5]], dtype=np.uint8), VITON_PARSE_NEW).tolist() == [
+        [Label.NECK, Label.FACE, Label.UPPER]
+    ]
+
+
+def test_keypoint_flip_swaps_sides() -> None:
+    kp = np.zeros((18, 3), dtype=np.float32)
+    kp[Keypoint.RIGHT_WRIST] = [10, 20, 0.9]
+    out = flip_keypoints(kp, width=100)
+    assert out[Keypoint.LEFT_WRIST].tolist() == pytest.approx([89, 20, 0.9])
+    assert out[Keypoint.RIGHT_WRIST, 2] == 0
+
+
+def test_body25_skips_midhip() -> None:
+    flat = np.arange(75, dtype=np.float32)
+    flat[2::3] = 1.0
+    kp = from_flat(flat, BODY25_TO_INTERNAL)
+    assert kp[Keypoint.RIGHT_HIP, 0] == 9 * 3  # BODY_25 index 9, not 8 (MidHip)
+
+
+def _encode(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "I", "F"])
+def test_every_mode_becomes_rgb(mode: str) -> None:
+    image = Image.new("RGB", (64, 48), (200, 30, 30)).convert(mode) if mode != "I;16" else Image.new(mode, (64, 48))
+    fmt = "TIFF" if mode in ("CMYK", "F", "I") else "PNG"
+    array = load_image(_encode(image, fmt))
+    assert array.shape == (48, 64, 3) and array.dtype == np.uint8
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = Image.new("RGB", (80, 40), (0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", exif=exif)
+    assert load_image(buf.getvalue()).shape == (80, 40, 3)
+
+
+def test_bad_inputs_get_one_clear_error(tmp_path) -> None:
+    jpeg = _encode(Image.new("RGB", (200, 200), (1, 2, 3)), "JPEG")
+    cases = {
+        "truncated": jpeg[: len(jpeg) // 2],
+        "not an image": b"hello, this is text",
+        "tiny": _encode(Image.new("RGB", (8, 8))),
+    }
+    for label, data in cases.items():
+        with pytest.raises(ImageInputError):
+            load_image(data, name=label)
+    with pytest.raises(ImageInputError, match="no such file"):
+        load_image(tmp_path / "missing.png")
+
+
+def test_decompression_bomb_is_refused() -> None:
+    bomb = _encode(Image.new("1", (10_000, 8_000)))  # 80 MP, a few KB on disk
+    with pytest.raises(ImageInputError, match="too many pixels"):
+        load_image(bomb)
