@@ -1,0 +1,120 @@
+"""Pair lists: parsing `*_pairs*.txt` files safely.
+
+A pair list has one pair per line, columns separated by spaces or tabs: `person garment` or, for DressCode's
+root-level lists, `person garment category` (0 upper body, 1 lower body, 2 dresses). Every entry must be a
+plain file name inside the split (or category) folder: names with path separators, `..`, absolute paths or
+drive letters are reported as problems and never followed. Malformed lines (wrong column count, unknown
+category) are problems too. Blank lines and lines starting with `#` are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fipviton.data.sample import Category, PairEntry
+from fipviton.errors import DatasetError
+
+# DressCode's numeric category column.
+CATEGORY_CODES: dict[str, Category] = {
+    "0": Category.UPPER_BODY,
+    "1": Category.LOWER_BODY,
+    "2": Category.DRESSES,
+}
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass
+class PairList:
+    """The parsed entries of one or more pair-list files, plus every problem found while parsing.
+
+    entries:  the valid entries, in file order.
+    problems: human-readable messages `file:line: what is wrong` for refused lines.
+    files:    the pair-list files read (a missing file is a problem, not an entry here).
+    """
+
+    entries: list[PairEntry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    def extend(self, other: PairList) -> None:
+        self.entries.extend(other.entries)
+        self.problems.extend(other.problems)
+        self.files.extend(other.files)
+
+    def strict(self) -> list[PairEntry]:
+        """The entries, or a `DatasetError` listing the problems when there are any."""
+        if self.problems:
+            shown = "; ".join(self.problems[:5])
+            more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+            raise DatasetError(f"pair list problems: {shown}{more}")
+        return list(self.entries)
+
+
+def unsafe_name_reason(name: str) -> str | None:
+    """Why `name` is not a plain file name inside a dataset folder, or None when it is one."""
+    if not name:
+        return "empty file name"
+    if name in (".", ".."):
+        return f"{name!r} is not a file name"
+    if "/" in name or "\\" in name:
+        return f"{name!r} contains a path separator"
+    if "\x00" in name:
+        return f"{name!r} contains a NUL character"
+    if _DRIVE.match(name):
+        return f"{name!r} is an absolute path"
+    return None
+
+
+def check_entry(entry: PairEntry) -> None:
+    """Raise `DatasetError` unless both names of `entry` are plain file names."""
+    for name in (entry.person, entry.garment):
+        reason = unsafe_name_reason(name)
+        if reason is not None:
+            raise DatasetError(f"refusing pair entry {entry.person!r} {entry.garment!r}: {reason}")
+
+
+def read_pair_list(
+    path: Path,
+    category: Category = Category.UPPER_BODY,
+    with_category_column: bool = False,
+) -> PairList:
+    """Parse one pair-list file.
+
+    Lines have 2 columns (the category is `category`), or 3 when `with_category_column` (DressCode's
+    root-level lists). A missing or unreadable file gives one problem and no entries.
+    """
+    result = PairList()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        result.problems.append(f"{path.name}: pair list not found")
+        return result
+    except (OSError, UnicodeDecodeError) as exc:
+        result.problems.append(f"{path.name}: pair list cannot be read ({exc})")
+        return result
+    result.files.append(path)
+    columns = 3 if with_category_column else 2
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        where = f"{path.name}:{number}"
+        if len(parts) != columns:
+            result.problems.append(f"{where}: expected {columns} columns, got {len(parts)}: {line[:80]!r}")
+            continue
+        reasons = [r for r in (unsafe_name_reason(parts[0]), unsafe_name_reason(parts[1])) if r is not None]
+        if reasons:
+            result.problems.append(f"{where}: refused entry: {'; '.join(reasons)}")
+            continue
+        entry_category = category
+        if with_category_column:
+            code = parts[2]
+            if code not in CATEGORY_CODES:
+                result.problems.append(f"{where}: unknown category {code!r} (expected 0, 1 or 2)")
+                continue
+            entry_category = CATEGORY_CODES[code]
+        result.entries.append(PairEntry(person=parts[0], garment=parts[1], category=entry_category))
+    return result
