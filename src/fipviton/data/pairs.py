@@ -32,16 +32,19 @@ class PairList:
     entries:  the valid entries, in file order.
     problems: human-readable messages `file:line: what is wrong` for refused lines.
     files:    the pair-list files read (a missing file is a problem, not an entry here).
+    refused:  the number of non-blank lines refused (each has a problem).
     """
 
     entries: list[PairEntry] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    refused: int = 0
 
     def extend(self, other: PairList) -> None:
         self.entries.extend(other.entries)
         self.problems.extend(other.problems)
         self.files.extend(other.files)
+        self.refused += other.refused
 
     def strict(self) -> list[PairEntry]:
         """The entries, or a `DatasetError` listing the problems when there are any."""
@@ -104,16 +107,19 @@ def read_pair_list(
         where = f"{path.name}:{number}"
         if len(parts) != columns:
             result.problems.append(f"{where}: expected {columns} columns, got {len(parts)}: {line[:80]!r}")
+            result.refused += 1
             continue
         reasons = [r for r in (unsafe_name_reason(parts[0]), unsafe_name_reason(parts[1])) if r is not None]
         if reasons:
             result.problems.append(f"{where}: refused entry: {'; '.join(reasons)}")
+            result.refused += 1
             continue
         entry_category = category
         if with_category_column:
             code = parts[2]
             if code not in CATEGORY_CODES:
                 result.problems.append(f"{where}: unknown category {code!r} (expected 0, 1 or 2)")
+                result.refused += 1
                 continue
             entry_category = CATEGORY_CODES[code]
         result.entries.append(PairEntry(person=parts[0], garment=parts[1], category=entry_category))

@@ -81,7 +81,9 @@ def _stem_id(name: str) -> str:
     return stem
 
 
-class _BaseReader:
+class BaseReader:
+    """What every reader shares: safe loading through `files()`, strict `pairs()`."""
+
     name = ""
     root: Path
     MAPPING: ClassVar[dict[int, Label]] = {}  # source parsing labels -> internal labels
@@ -160,7 +162,7 @@ class _BaseReader:
         return f"{type(self).__name__}({str(self.root)!r})"
 
 
-class _SplitFolderReader(_BaseReader):
+class _SplitFolderReader(BaseReader):
     """Layouts with one folder per split and pair lists at the root (VITON, VITON-HD)."""
 
     LISTS: ClassVar[dict[tuple[str, bool], str]] = {}
@@ -249,7 +251,7 @@ class VitonHDReader(_SplitFolderReader):
         ]
 
 
-class DressCodeReader(_BaseReader):
+class DressCodeReader(BaseReader):
     """Dress Code, original layout (see the module docstring). Splits: "test" (and "train" when listed)."""
 
     name = "dresscode"
@@ -332,7 +334,7 @@ def _filter(found: PairList, category: Category | None) -> PairList:
     return found
 
 
-READERS: dict[str, type[_BaseReader]] = {
+READERS: dict[str, type[BaseReader]] = {
     "viton": VitonReader,
     "vitonhd": VitonHDReader,
     "dresscode": DressCodeReader,
@@ -360,7 +362,7 @@ def detect_layout(root: Path) -> str:
     )
 
 
-def open_dataset(root: Path) -> _BaseReader:
+def open_dataset(root: Path) -> BaseReader:
     """The reader for the layout of `root` (see `detect_layout`)."""
     return READERS[detect_layout(root)](Path(root))
 
