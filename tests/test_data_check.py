@@ -12,7 +12,9 @@ from PIL import Image
 
 from conftest import require
 from fipviton.cli import main
+from fipviton.data import PairEntry, open_dataset
 from fipviton.data.check import check_dataset
+from fipviton.errors import DatasetError
 
 VITON_FOLDERS = ("image", "cloth", "cloth-mask", "image-mask", "image-parse", "image-parse-new", "pose")
 
@@ -114,6 +116,14 @@ def test_broken_copy_names_every_problem(viton_copy: Path, capsys: pytest.Captur
     assert missing_garment in out and pairs[1][0] in out and "test_pairs.txt:5" in out
     assert "PROBLEMS FOUND" in out
     assert snapshot(viton_copy) == before, "data check wrote into the dataset folder"
+
+    reader = open_dataset(viton_copy)
+    with pytest.raises(DatasetError, match=f"garment cloth/{missing_garment}: no such file"):
+        reader.load("train", PairEntry(*pairs[0]))
+    with pytest.raises(DatasetError, match="truncated"):
+        reader.load("train", PairEntry(*pairs[1]))
+    with pytest.raises(DatasetError, match="path separator"):
+        reader.pairs("test", paired=False)
 
 
 def test_bad_labels_and_keypoints_are_problems(viton_copy: Path) -> None:

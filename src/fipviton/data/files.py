@@ -155,5 +155,7 @@ def decode_or_none(spec: FileSpec | None, image_size: tuple[int, int] | None = N
         return None
     try:
         return decode(spec, image_size)
-    except ImageInputError as exc:
-        raise DatasetError(str(exc)) from exc
+    except (DatasetError, ImageInputError) as exc:
+        # Name the role and the folder too: "garment cloth/000004_1.jpg: no such file".
+        detail = str(exc).removeprefix(f"{spec.path.name}: ")
+        raise DatasetError(f"{spec.role} {spec.path.parent.name}/{spec.path.name}: {detail}") from exc

@@ -123,6 +123,12 @@ class BaseReader:
 
     def load(self, split: str, pair: PairEntry) -> TryOnSample:
         specs = self._by_role(split, pair)
+        try:
+            return self._load(specs, pair)
+        except DatasetError as exc:
+            raise DatasetError(f"{self.root.name} {split} pair {pair.person} {pair.garment}: {exc}") from exc
+
+    def _load(self, specs: dict[str, FileSpec], pair: PairEntry) -> TryOnSample:
         person = decode_or_none(specs["person"])
         garment = decode_or_none(specs["garment"])
         assert person is not None and garment is not None  # required files
