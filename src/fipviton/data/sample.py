@@ -31,7 +31,8 @@ class TryOnSample:
     garment:      (h, w, 3) uint8 RGB in-shop garment photo.
     garment_mask: (h, w) bool, True on the garment; None when the dataset has no mask.
     parsing:      (H, W) uint8 internal labels (`fipviton.labels.Label`); None when absent.
-    keypoints:    (18, 3) float32, internal order (`fipviton.keypoints.Keypoint`), x/y in person pixels.
+    keypoints:    (18, 3) float32, internal order (`fipviton.keypoints.Keypoint`), x/y in person pixels; None
+                  when the dataset has no keypoint file for this person (all-zero when it found nobody).
     body_parts:   (H, W) uint8 `fipviton.bodyparts.BodyPart`, from the dataset's DensePose; None when absent.
     paired:       True when the garment is the one the person wears (the person image is the ground truth).
     """
