@@ -1,0 +1,182 @@
+"""Garment analysis for product photos: a garment mask without learned weights, and the category.
+
+The in-shop photos of every try-on dataset (and of most shops) show one garment on a plain, nearly uniform
+background. The mask is estimated as "everything that is not background connected to the image border":
+
+1. the background colour is the median of a thin border strip (robust to a garment that touches one edge);
+2. a pixel is background-like when its colour is close to that colour (Lab distance, with a tolerance that
+   follows the measured border noise, so JPEG noise does not leak in) *and* it is not on an edge (Sobel
+   gradient magnitude): white garments on white backgrounds differ from the background by a few grey levels
+   only, but their outline and folds still show as gradients, which stop the flood fill;
+3. background = background-like pixels connected to the border (a flood fill from the border);
+4. the rest is closed and opened (morphology), components smaller than a fraction of the largest are dropped,
+   and holes are filled (garments have no holes at this scale; the neck opening of a shirt is part of its
+   silhouette in the dataset masks).
+
+The category is never guessed from the photo: the user gives it (`Category.UPPER_BODY` by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from fipviton.data.sample import Category
+
+# Lab distance below which a pixel may be background, at least; raised with the border noise.
+_MIN_COLOR_TOL = 5.0
+# Gradient magnitude (Sobel on Lab L, per pixel) above which a pixel is an edge and stops the fill.
+_EDGE_TOL = 16.0
+# Below this fraction of plain border pixels the photo is not a product photo on a plain background.
+_MIN_PLAIN_BORDER = 0.6
+# Regrowing the background after the fill admits pixels up to this multiple of the colour tolerance.
+_REGROW_FACTOR = 3.0
+_REGROW_ITERS = 2
+_EDGE_DILATE = 0
+# Components smaller than this fraction of the largest are dropped (specks, logos of the shop, shadows).
+_MIN_COMPONENT_FRACTION = 0.05
+
+
+@dataclass
+class GarmentAnalysis:
+    """What we know about an in-shop garment photo.
+
+    mask:       (h, w) bool, True on the garment, same size as the photo.
+    category:   the garment category (given by the user; not estimated).
+    background: (3,) uint8 RGB background colour estimated from the border.
+    warnings:   human-readable notes (e.g. a non-uniform background, an empty mask).
+    """
+
+    mask: np.ndarray
+    category: Category
+    background: np.ndarray
+    warnings: list[str] = field(default_factory=list)
+
+
+def _border_pixels(image: np.ndarray, width: int) -> np.ndarray:
+    return np.concatenate(
+        [
+            image[:width].reshape(-1, image.shape[2]),
+            image[-width:].reshape(-1, image.shape[2]),
+            image[:, :width].reshape(-1, image.shape[2]),
+            image[:, -width:].reshape(-1, image.shape[2]),
+        ]
+    )
+
+
+def _plain_border_fraction(border_rgb: np.ndarray, background_rgb: np.ndarray) -> float:
+    """Fraction of border pixels (N, 3) within a JPEG-noise tolerance of the background colour."""
+    diff = np.abs(border_rgb.astype(np.int16) - background_rgb.astype(np.int16)).max(axis=1)
+    return float((diff < 12).mean())
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill every background region not connected to the border of a bool mask (H, W)."""
+    h, w = mask.shape
+    padded = np.zeros((h + 2, w + 2), np.uint8)
+    padded[1:-1, 1:-1] = mask
+    flood = padded.copy()
+    ff_mask = np.zeros((h + 4, w + 4), np.uint8)
+    cv2.floodFill(flood, ff_mask, (0, 0), 1)
+    return mask | (flood[1:-1, 1:-1] == 0)
+
+
+def garment_mask(image: np.ndarray, return_background: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Estimate the garment mask of a product photo.
+
+    image: (h, w, 3) uint8 RGB, garment on a plain background.
+    Returns a bool (h, w) mask, True on the garment (and the RGB background colour if `return_background`).
+    Works at any resolution: the thresholds are per pixel and the morphology scales with the image size.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"garment_mask expects (h, w, 3) uint8, got {image.shape} {image.dtype}")
+    h, w = image.shape[:2]
+    scale = min(h, w) / 192.0  # thresholds and kernels are tuned at VITON's 256x192
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab[..., 0] *= 100.0 / 255.0  # OpenCV's 8-bit Lab: L in 0..255, a/b offset by 128
+    border_w = max(2, round(2 * scale))
+    border_rgb = _border_pixels(image, border_w)
+    background_rgb = np.median(border_rgb, axis=0).astype(np.uint8)
+
+    # Chebyshev distance in RGB: a white garment differs from a white background by ~10 grey levels in
+    # one channel at least, which a Lab norm compresses to ~3 units.
+    if _plain_border_fraction(border_rgb, background_rgb) < _MIN_PLAIN_BORDER:
+        # Not a garment on a plain background (a close-up that fills the frame, a scene): the garment is
+        # taken to fill the whole photo, as the datasets' masks do for such crops.
+        full = np.ones((h, w), dtype=bool)
+        return (full, background_rgb) if return_background else full
+    dist = np.abs(image.astype(np.int16) - background_rgb.astype(np.int16)).max(axis=2).astype(np.float32)
+    # Border noise: the spread of the border's distances, ignoring the garment where it touches the edge.
+    border_dist = np.abs(border_rgb.astype(np.int16) - background_rgb.astype(np.int16)).max(axis=1)
+    noise = float(np.percentile(border_dist, 75))
+    color_tol = max(_MIN_COLOR_TOL, 3.0 * noise)
+
+    # Gradients on a slightly smoothed L channel; JPEG blocks produce small gradients everywhere.
+    lum = cv2.GaussianBlur(lab[..., 0], (0, 0), 0.8 * max(1.0, scale))
+    gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=3)
+    grad = np.sqrt(gx * gx + gy * gy) / 4.0
+    edge_tol = max(_EDGE_TOL, 3.0 * noise) / max(1.0, scale) ** 0.5
+
+    edges = grad >= edge_tol
+    if _EDGE_DILATE:
+        # Faint outlines of white garments have gaps of a pixel or two: close them before the fill.
+        edges = cv2.dilate(edges.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=_EDGE_DILATE).astype(bool)
+    candidate = (dist < color_tol) & ~edges
+    # Flood fill from the border through background-like pixels.
+    count, labels = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=4)
+    touching = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    touching = touching[touching > 0]
+    background = np.isin(labels, touching)
+    # The edge test also stops the fill one or two pixels outside the outline (the gradient is wide there)
+    # and JPEG ringing leaves a halo: regrow the background into colour-close pixels next to it.
+    grow_kernel = np.ones((3, 3), np.uint8)
+    close = dist < _REGROW_FACTOR * color_tol
+    for _ in range(max(1, round((_REGROW_ITERS + _EDGE_DILATE) * scale))):
+        background |= cv2.dilate(background.astype(np.uint8), grow_kernel).astype(bool) & close
+    fg = ~background
+
+    k = max(3, round(3 * scale) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
+    fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool)
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    if count > 1:
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        keep = 1 + np.flatnonzero(areas >= _MIN_COMPONENT_FRACTION * areas.max())
+        fg = np.isin(labels, keep)
+    fg = _fill_holes(fg)
+    if return_background:
+        return fg, background_rgb
+    return fg
+
+
+def analyze_garment(image: np.ndarray, category: Category | str = Category.UPPER_BODY) -> GarmentAnalysis:
+    """Garment mask and category of a product photo (h, w, 3) uint8 RGB; see `garment_mask`."""
+    category = Category(category)
+    mask, background = garment_mask(image, return_background=True)
+    warnings: list[str] = []
+    h, w = mask.shape
+    border = _border_pixels(image, max(2, round(2 * min(h, w) / 192.0)))
+    if _plain_border_fraction(border, background) < _MIN_PLAIN_BORDER:
+        warnings.append(
+            "the garment photo's background is not uniform (a photo of a person or a scene?): "
+            "the garment is taken to fill the whole photo; a product photo on a plain background works best"
+        )
+    frac = float(mask.mean())
+    if frac < 0.02:
+        warnings.append("no garment found in the garment photo (mask is almost empty)")
+    elif frac > 0.95:
+        warnings.append("the garment fills the whole photo: the mask is probably the whole image")
+    return GarmentAnalysis(mask=mask, category=category, background=background, warnings=warnings)
+
+
+def mask_iou(pred: np.ndarray, target: np.ndarray) -> float:
+    """Intersection over union of two bool masks (H, W); 1.0 when both are empty."""
+    union = np.logical_or(pred, target).sum()
+    if union == 0:
+        return 1.0
+    return float(np.logical_and(pred, target).sum() / union)

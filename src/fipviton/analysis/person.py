@@ -1,0 +1,215 @@
+"""Person analysis: everything the later stages need to know about the person photo, in one dataclass.
+
+`analyze_person(image)` estimates every field from the photo alone (MediaPipe pose and person mask, our
+human parser, the derived body-part map); `analysis_from_sample(sample)` takes a dataset sample's own maps
+where it has them and estimates only the rest, so that training and evaluation use the dataset's maps while
+the demo and the CLI use the estimators, through the same type.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from fipviton.analysis.body_parts import derive_body_parts
+from fipviton.analysis.pose import estimate_pose
+from fipviton.data.sample import Category, TryOnSample
+from fipviton.keypoints import Keypoint
+from fipviton.labels import Label
+
+if TYPE_CHECKING:
+    from fipviton.analysis.parser import HumanParser
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass
+class PersonAnalysis:
+    """What we know about the person in a photo of size (H, W). All maps are at the photo's resolution.
+
+    keypoints:   (18, 3) float32, COCO-18 order (`fipviton.keypoints.Keypoint`), x/y in photo pixels,
+                 confidence in [0, 1], 0 = missing. Source: MediaPipe Pose, or the dataset's keypoints.
+    parsing:     (H, W) uint8 internal labels (`fipviton.labels.Label`). Source: our human parser
+                 (`fipviton.analysis.parser`), or the dataset's parsing mapped to internal labels.
+    body_parts:  (H, W) uint8 `fipviton.bodyparts.BodyPart`. Source: derived from parsing + keypoints
+                 (`fipviton.analysis.body_parts`), or the dataset's DensePose (`fipviton.analysis.densepose`).
+    person_mask: (H, W) bool, True on the person. Source: MediaPipe's body segmentation, or for dataset samples
+                 the non-background parsing.
+    face_box:    (x0, y0, x1, y1) int pixels, x1/y1 exclusive, or None when no face is visible. Source:
+                 MediaPipe face detection, else the bounding box of the parsing's face label.
+    warnings:    human-readable notes for the user (several people, parts outside the photo, ...).
+    sources:     for each field name above, where its value came from (e.g. "mediapipe", "parser",
+                 "derived", "dataset").
+    """
+
+    keypoints: np.ndarray
+    parsing: np.ndarray
+    body_parts: np.ndarray
+    person_mask: np.ndarray
+    face_box: Box | None
+    warnings: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the photo the maps belong to."""
+        return self.parsing.shape[0], self.parsing.shape[1]
+
+
+_PARSER_LOCK = threading.Lock()
+_PARSERS: dict[str, HumanParser] = {}
+
+
+def load_parser(weights: str | Path | None = None) -> HumanParser:
+    """The human parser from `weights` (a folder), or the shipped weights; loaded once per folder.
+
+    Raises `fipviton.errors.WeightsError` when the weights are missing.
+    """
+    from fipviton.analysis.parser import HumanParser
+
+    key = str(weights) if weights is not None else ""
+    with _PARSER_LOCK:
+        if key not in _PARSERS:
+            _PARSERS[key] = HumanParser.from_pretrained(weights)
+        return _PARSERS[key]
+
+
+def face_box_from_parsing(parsing: np.ndarray) -> Box | None:
+    """Bounding box (x0, y0, x1, y1) of the largest face-labelled region of a parsing (H, W), or None."""
+    face = (parsing == Label.FACE).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(face, connectivity=8)
+    if count <= 1:
+        return None
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if stats[i, cv2.CC_STAT_AREA] < 16:
+        return None
+    x, y, w, h = (int(v) for v in stats[i, :4])
+    return (x, y, x + w, y + h)
+
+
+def _restrict_to_person(parsing: np.ndarray, person_mask: np.ndarray) -> np.ndarray:
+    """Parsing with labels far from the analysed person's mask set to background (other people)."""
+    h, w = person_mask.shape
+    radius = max(3, round(0.02 * max(h, w)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    near = cv2.dilate(person_mask.astype(np.uint8), kernel).astype(bool)
+    return np.where(near, parsing, np.uint8(Label.BACKGROUND)).astype(np.uint8)
+
+
+def analyze_person(
+    image: np.ndarray,
+    parser: HumanParser | None = None,
+    category: Category | str | None = Category.UPPER_BODY,
+) -> PersonAnalysis:
+    """Analyse a person photo: RGB uint8 (H, W, 3), any size.
+
+    parser:   a loaded `HumanParser`; None loads the shipped weights (`WeightsError` when they are absent).
+    category: the garment category to be tried on; it decides which body parts must be visible (see
+              `fipviton.analysis.pose`); None only requires a large enough person.
+    Raises `NoPersonError` when there is no usable person.
+    """
+    if parser is None:
+        parser = load_parser()
+    pose = estimate_pose(image, category)
+    parsing = parser.parse(image)
+    if pose.people > 1:
+        parsing = _restrict_to_person(parsing, pose.person_mask)
+    body_parts = derive_body_parts(parsing, pose.keypoints, pose.person_mask)
+    face_box = pose.face_box
+    face_source = "mediapipe"
+    if face_box is None:
+        face_box, face_source = face_box_from_parsing(parsing), "parser"
+    return PersonAnalysis(
+        keypoints=pose.keypoints,
+        parsing=parsing,
+        body_parts=body_parts,
+        person_mask=pose.person_mask,
+        face_box=face_box,
+        warnings=list(pose.warnings),
+        sources={
+            "keypoints": "mediapipe",
+            "parsing": "parser",
+            "body_parts": "derived",
+            "person_mask": "mediapipe",
+            "face_box": face_source if face_box is not None else "none",
+        },
+    )
+
+
+def analysis_from_sample(
+    sample: TryOnSample,
+    parser: HumanParser | None = None,
+    body_parts: np.ndarray | None = None,
+) -> PersonAnalysis:
+    """A `PersonAnalysis` of a dataset sample's person: its own maps where present, estimates elsewhere.
+
+    body_parts: an explicit body-part map (H, W) (e.g. `fipviton.analysis.densepose.read_densepose_rgb` of a
+                VITON-HD `image-densepose` file); otherwise the sample's own (DressCode `dense`) or derived.
+    The parser (loaded when needed and `parser` is None) is only used for samples without a parsing; pose is
+    only estimated for samples without keypoints.
+    """
+    image = sample.person
+    warnings: list[str] = []
+    sources: dict[str, str] = {}
+    pose = None
+    if sample.keypoints is not None and (sample.keypoints[:, 2] > 0).any():
+        keypoints = sample.keypoints.astype(np.float32)
+        sources["keypoints"] = "dataset"
+    else:
+        pose = estimate_pose(image, category=None)
+        keypoints = pose.keypoints
+        warnings.extend(pose.warnings)
+        sources["keypoints"] = "mediapipe"
+    if sample.parsing is not None:
+        parsing = sample.parsing
+        sources["parsing"] = "dataset"
+    else:
+        parsing = (parser or load_parser()).parse(image)
+        sources["parsing"] = "parser"
+    if body_parts is not None:
+        parts, sources["body_parts"] = body_parts, "dataset"
+    elif sample.body_parts is not None:
+        parts, sources["body_parts"] = sample.body_parts, "dataset"
+    else:
+        parts = derive_body_parts(parsing, keypoints, pose.person_mask if pose is not None else None)
+        sources["body_parts"] = "derived"
+    if sample.parsing is not None:
+        person_mask = parsing != Label.BACKGROUND
+        sources["person_mask"] = "dataset"
+    else:
+        if pose is None:
+            pose = estimate_pose(image, category=None)
+        person_mask = pose.person_mask
+        sources["person_mask"] = "mediapipe"
+    face_box = face_box_from_parsing(parsing)
+    sources["face_box"] = "parsing" if face_box is not None else "none"
+    if face_box is None and pose is not None and pose.face_box is not None:
+        face_box, sources["face_box"] = pose.face_box, "mediapipe"
+    return PersonAnalysis(
+        keypoints=keypoints,
+        parsing=parsing,
+        body_parts=parts,
+        person_mask=person_mask,
+        face_box=face_box,
+        warnings=warnings,
+        sources=sources,
+    )
+
+
+def keypoints_to_openpose(keypoints: np.ndarray, warnings: list[str] | None = None) -> dict:
+    """An OpenPose-style JSON object for COCO-18 keypoints (18, 3): one person, `pose_keypoints_2d` flat."""
+    flat = [round(float(v), 3) for v in keypoints.reshape(-1)]
+    out: dict = {
+        "version": 1.3,
+        "keypoint_format": "COCO-18",
+        "keypoint_names": [k.name.lower() for k in Keypoint],
+        "people": [{"person_id": [-1], "pose_keypoints_2d": flat}],
+    }
+    if warnings:
+        out["warnings"] = list(warnings)
+    return out
