@@ -1,0 +1,287 @@
+"""The human parser: a small CPU-friendly encoder-decoder that predicts internal parsing labels.
+
+Input: an RGB photo of one person, uint8 (H, W, 3). Output: internal labels (`fipviton.labels.Label`),
+uint8 (H, W) in [0, NUM_LABELS). The network works at a fixed input size (`ParserConfig.input_size`,
+(256, 192) by default, the VITON resolution); `parse` letterboxes any photo to that aspect ratio, predicts,
+and resizes the logits back to the photo's size, so the labels line up with the photo pixel for pixel.
+
+Architecture *(ours)*: a stride-2 stem, four residual stages of depthwise-separable (or plain) convolutions
+down to 1/32 resolution, a global-context block at the bottom (left/right arms need the whole body's
+orientation), and a light FPN-style decoder with skips back to 1/2 resolution, whose logits are
+upsampled bilinearly. Everything runs as `channels_last` tensors, which is what makes oneDNN fast on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fipviton.errors import WeightsError
+from fipviton.labels import NUM_LABELS
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "parser"
+
+
+@dataclass
+class ParserConfig:
+    """Hyper-parameters of `HumanParser` (everything needed to rebuild it before loading weights).
+
+    input_size:  (height, width) the network sees; photos are letterboxed to this aspect ratio.
+    stem:        channels of the stride-2 stem.
+    widths:      channels of the four encoder stages (strides 4, 8, 16, 32).
+    depths:      residual blocks per stage.
+    decoder:     channels of the decoder.
+    separable:   depthwise-separable blocks (True) or plain 3x3 convolutions (False).
+    num_labels:  output classes (the internal label set).
+    """
+
+    input_size: tuple[int, int] = (256, 192)
+    stem: int = 24
+    widths: tuple[int, ...] = (32, 64, 128, 192)
+    depths: tuple[int, ...] = (1, 2, 3, 2)
+    decoder: int = 64
+    separable: bool = True
+    num_labels: int = NUM_LABELS
+    label_names: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def preset(cls, name: str) -> ParserConfig:
+        """`default` (the shipped model) or `tiny` (for tests and smoke runs)."""
+        if name == "default":
+            return cls()
+        if name == "tiny":
+            return cls(input_size=(64, 48), stem=8, widths=(8, 16, 16, 24), depths=(1, 1, 1, 1), decoder=16)
+        raise ValueError(f"unknown parser preset {name!r} (choose default or tiny)")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["input_size"] = list(self.input_size)
+        data["widths"] = list(self.widths)
+        data["depths"] = list(self.depths)
+        data["label_names"] = list(self.label_names)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ParserConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise WeightsError(f"parser config has unknown keys: {sorted(unknown)}")
+        kwargs = dict(data)
+        for key in ("input_size", "widths", "depths", "label_names"):
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])
+        return cls(**kwargs)
+
+
+def _conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class _Block(nn.Module):
+    """Residual block: (depthwise 3x3 + pointwise) x 2, or two plain 3x3 convolutions."""
+
+    def __init__(self, channels: int, separable: bool) -> None:
+        super().__init__()
+        if separable:
+            self.body = nn.Sequential(
+                _conv_bn(channels, channels, 3, groups=channels, act=False),
+                _conv_bn(channels, channels, 1),
+                _conv_bn(channels, channels, 3, groups=channels, act=False),
+                _conv_bn(channels, channels, 1, act=False),
+            )
+        else:
+            self.body = nn.Sequential(_conv_bn(channels, channels, 3), _conv_bn(channels, channels, 3, act=False))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.body(x))
+
+
+class _Down(nn.Module):
+    """Stride-2 transition: depthwise 3x3 stride 2 + pointwise (or a plain strided 3x3)."""
+
+    def __init__(self, cin: int, cout: int, separable: bool) -> None:
+        super().__init__()
+        if separable:
+            self.body = nn.Sequential(_conv_bn(cin, cin, 3, 2, groups=cin, act=False), _conv_bn(cin, cout, 1))
+        else:
+            self.body = _conv_bn(cin, cout, 3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class _GlobalContext(nn.Module):
+    """Adds a projection of the globally pooled features to every position (image-level context)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(inplace=True), nn.Linear(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = x.mean(dim=(2, 3))
+        return F.relu(x + self.proj(pooled)[:, :, None, None])
+
+
+class HumanParser(nn.Module):
+    """Human parser. `forward(x)`: x (B, 3, H, W) float in [0, 1] -> logits (B, num_labels, H, W).
+
+    H and W must be multiples of 32 (the input size of the config is; other sizes work for training crops).
+    """
+
+    def __init__(self, config: ParserConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ParserConfig()
+        c = self.config
+        sep = c.separable
+        self.stem = nn.Sequential(_conv_bn(3, c.stem, 3, 2), _conv_bn(c.stem, c.stem, 3))
+        stages = []
+        cin = c.stem
+        for width, depth in zip(c.widths, c.depths, strict=True):
+            stages.append(nn.Sequential(_Down(cin, width, sep), *[_Block(width, sep) for _ in range(depth)]))
+            cin = width
+        self.stages = nn.ModuleList(stages)
+        self.context = _GlobalContext(cin)
+        # Decoder: lateral 1x1 projections of every scale, top-down sum, a refining conv per level.
+        lateral_in = [c.stem, *c.widths]
+        self.laterals = nn.ModuleList([_conv_bn(ch, c.decoder, 1) for ch in lateral_in])
+        self.refine = nn.ModuleList(
+            [
+                nn.Sequential(
+                    _conv_bn(c.decoder, c.decoder, 3, groups=c.decoder, act=False), _conv_bn(c.decoder, c.decoder, 1)
+                )
+                if sep
+                else _conv_bn(c.decoder, c.decoder, 3)
+                for _ in lateral_in[:-1]
+            ]
+        )
+        self.head = nn.Conv2d(c.decoder, c.num_labels, 1)
+        self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        x = (x - self.mean) / self.std
+        feats = [self.stem(x)]
+        for stage in self.stages:
+            feats.append(stage(feats[-1]))
+        feats[-1] = self.context(feats[-1])
+        y = self.laterals[-1](feats[-1])
+        for level in range(len(feats) - 2, -1, -1):
+            skip = self.laterals[level](feats[level])
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False) + skip
+            y = self.refine[level](y)
+        logits = self.head(y)
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+    # ----- weights -----
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write `model.safetensors` and `config.json` into `directory` (created if needed)."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        tmp = directory / (WEIGHTS_NAME + ".tmp")
+        save_file(state, str(tmp), metadata={"format": "pt"})
+        tmp.replace(directory / WEIGHTS_NAME)
+        (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path | None = None, device: str | torch.device = "cpu") -> HumanParser:
+        """Load a parser saved by `save_pretrained`; `None` loads the weights shipped with fipviton.
+
+        Returns the model in eval mode on `device`. Raises `WeightsError` if files are missing or mismatched.
+        """
+        from safetensors.torch import load_file
+
+        directory = Path(directory) if directory is not None else DEFAULT_WEIGHTS_DIR
+        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        if not config_path.is_file() or not weights_path.is_file():
+            raise WeightsError(f"no parser weights in {directory} (expected {CONFIG_NAME} and {WEIGHTS_NAME})")
+        config = ParserConfig.from_dict(json.loads(config_path.read_text()))
+        model = cls(config)
+        state = load_file(str(weights_path))
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise WeightsError(f"parser weights in {directory} do not match its config: {exc}") from exc
+        return model.to(device).eval()
+
+    # ----- inference -----
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """Pad (H, W, 3) with edge pixels to the network's aspect ratio; returns the image and (top, left, h, w)."""
+        h, w = image.shape[:2]
+        th, tw = self.config.input_size
+        if h * tw > w * th:  # too tall: pad the width
+            new_w = round(h * tw / th)
+            left = (new_w - w) // 2
+            padded = np.pad(image, ((0, 0), (left, new_w - w - left), (0, 0)), mode="edge")
+            return padded, (0, left, h, w)
+        new_h = round(w * th / tw)
+        top = (new_h - h) // 2
+        padded = np.pad(image, ((top, new_h - h - top), (0, 0), (0, 0)), mode="edge")
+        return padded, (top, 0, h, w)
+
+    @torch.inference_mode()
+    def predict_logits(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Per-photo logits at the photo's own size: list of (num_labels, H_i, W_i) float32 tensors (CPU).
+
+        images: RGB uint8 (H_i, W_i, 3) arrays of any size (each is letterboxed and resized to the input size).
+        """
+        import cv2
+
+        th, tw = self.config.input_size
+        batch, boxes = [], []
+        for image in images:
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"expected an RGB uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
+            padded, box = self._letterbox(image)
+            interp = cv2.INTER_AREA if padded.shape[0] > th else cv2.INTER_LINEAR
+            batch.append(cv2.resize(padded, (tw, th), interpolation=interp))
+            boxes.append((box, padded.shape[:2]))
+        x = torch.from_numpy(np.stack(batch)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        x = x.contiguous(memory_format=torch.channels_last)
+        was_training = self.training
+        self.eval()
+        logits = self(x).float()
+        self.train(was_training)
+        out = []
+        for one, ((top, left, h, w), (ph, pw)) in zip(logits, boxes, strict=True):
+            full = F.interpolate(one[None], size=(ph, pw), mode="bilinear", align_corners=False)[0]
+            out.append(full[:, top : top + h, left : left + w].cpu())
+        return out
+
+    def parse_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Parse several photos in one network call: a list of (H_i, W_i) uint8 internal-label maps."""
+        return [logits.argmax(0).to(torch.uint8).numpy() for logits in self.predict_logits(images)]
+
+    def parse(self, image: np.ndarray) -> np.ndarray:
+        """Parse one RGB uint8 (H, W, 3) photo into an (H, W) uint8 internal-label map (`fipviton.labels`)."""
+        return self.parse_batch([image])[0]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

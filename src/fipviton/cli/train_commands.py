@@ -1,0 +1,67 @@
+"""`fipviton train parser ...`: train the human parser (resumable; see `fipviton.training.parser`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    parser = groups["train"].add_parser(
+        "parser",
+        help="train the human parser on VITON parse maps",
+        description=(
+            "Train the human parser on the person images and parse maps of a VITON-layout dataset. Checkpoints, "
+            "train.log, metrics.jsonl and sample grids go to --out; the final EMA weights to --out/final."
+        ),
+    )
+    parser.add_argument("--data", type=Path, required=True, help="dataset folder (e.g. ../shared/data/viton_resize)")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, final weights)")
+    parser.add_argument("--config", choices=["default", "tiny"], default="default", help="network preset")
+    parser.add_argument("--steps", type=int, default=3000, help="total optimizer steps (default 3000)")
+    parser.add_argument("--batch-size", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, cosine schedule)")
+    parser.add_argument("--warmup", type=int, default=150)
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    parser.add_argument("--cache", type=Path, default=Path("cache"), help="folder for decoded arrays (default cache)")
+    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("--val-every", type=int, default=250)
+    parser.add_argument("--val-count", type=int, default=200, help="held-out test images for quick validation")
+    parser.add_argument("--ckpt-every", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default="no")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=run_train_parser)
+
+
+def run_train_parser(args: argparse.Namespace) -> int:
+    from fipviton.errors import DatasetError
+    from fipviton.training.parser import TrainOptions, train
+
+    if not args.data.is_dir():
+        raise DatasetError(f"{args.data}: no such directory")
+    if args.steps < 1 or args.batch_size < 1:
+        print("error: --steps and --batch-size must be positive")
+        return 2
+    opts = TrainOptions(
+        data=args.data,
+        out=args.out,
+        config=args.config,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup=args.warmup,
+        resume=args.resume,
+        limit=args.limit,
+        cache=args.cache,
+        log_every=args.log_every,
+        val_every=args.val_every,
+        val_count=args.val_count,
+        ckpt_every=args.ckpt_every,
+        threads=args.threads,
+        mixed_precision=args.mixed_precision,
+        seed=args.seed,
+    )
+    train(opts)
+    return 0

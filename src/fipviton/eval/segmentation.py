@@ -1,0 +1,97 @@
+"""Segmentation metrics from an accumulated confusion matrix: per-class IoU, mean IoU, pixel accuracy.
+
+The confusion matrix is summed over the whole dataset before any ratio is taken (the standard
+dataset-level mIoU, as in the Cityscapes/CIHP evaluation scripts), not averaged per image. A class that
+appears neither in the ground truth nor in the predictions of the whole dataset has no IoU: it is excluded
+from the mean and listed in `absent`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class SegmentationReport:
+    """miou: mean over present classes, in [0, 1]; per_class: name -> IoU or None when absent."""
+
+    miou: float
+    per_class: dict[str, float | None]
+    pixel_accuracy: float
+    count: int
+    absent: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "miou": self.miou,
+            "per_class": self.per_class,
+            "pixel_accuracy": self.pixel_accuracy,
+            "count": self.count,
+            "absent": self.absent,
+        }
+
+    def table(self) -> str:
+        """A Markdown table of per-class IoU followed by the summary."""
+        lines = ["| class | IoU |", "|---|---|"]
+        for name, iou in self.per_class.items():
+            lines.append(f"| {name} | {'absent' if iou is None else f'{iou:.3f}'} |")
+        lines.append(f"| **mean IoU** | **{self.miou:.3f}** |")
+        lines.append(f"| pixel accuracy | {self.pixel_accuracy:.3f} |")
+        return "\n".join(lines)
+
+
+class ConfusionMatrix:
+    """Accumulates a (num_classes, num_classes) matrix: rows = ground truth, columns = prediction.
+
+    Pixels whose ground truth equals `ignore_index` (or lies outside [0, num_classes)) are skipped.
+    """
+
+    def __init__(self, num_classes: int, names: Sequence[str] | None = None, ignore_index: int | None = 255) -> None:
+        self.num_classes = num_classes
+        self.names = tuple(names) if names is not None else tuple(str(i) for i in range(num_classes))
+        if len(self.names) != num_classes:
+            raise ValueError("one name per class")
+        self.ignore_index = ignore_index
+        self.matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+        self.count = 0
+
+    def update(self, target: np.ndarray, prediction: np.ndarray) -> None:
+        """Add one map or a batch: integer arrays of the same shape (..., H, W)."""
+        if target.shape != prediction.shape:
+            raise ValueError(f"shape mismatch: target {target.shape} vs prediction {prediction.shape}")
+        t = np.asarray(target).astype(np.int64).ravel()
+        p = np.asarray(prediction).astype(np.int64).ravel()
+        valid = (t >= 0) & (t < self.num_classes)
+        if self.ignore_index is not None:
+            valid &= t != self.ignore_index
+        p = np.clip(p, 0, self.num_classes - 1)
+        self.matrix += np.bincount(t[valid] * self.num_classes + p[valid], minlength=self.num_classes**2).reshape(
+            self.num_classes, self.num_classes
+        )
+        self.count += 1 if target.ndim <= 2 else int(np.prod(target.shape[:-2]))
+
+    def merge(self, other: ConfusionMatrix) -> None:
+        self.matrix += other.matrix
+        self.count += other.count
+
+    def iou(self) -> np.ndarray:
+        """Per-class IoU (num_classes,) float64; NaN for classes absent from both ground truth and predictions."""
+        tp = np.diag(self.matrix).astype(np.float64)
+        union = self.matrix.sum(0) + self.matrix.sum(1) - tp
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(union > 0, tp / union, np.nan)
+
+    def report(self) -> SegmentationReport:
+        iou = self.iou()
+        total = self.matrix.sum()
+        present = ~np.isnan(iou)
+        return SegmentationReport(
+            miou=float(np.nanmean(iou)) if present.any() else 0.0,
+            per_class={n: (None if np.isnan(v) else float(v)) for n, v in zip(self.names, iou, strict=True)},
+            pixel_accuracy=float(np.diag(self.matrix).sum() / total) if total else 0.0,
+            count=self.count,
+            absent=[n for n, ok in zip(self.names, present, strict=True) if not ok],
+        )

@@ -1,0 +1,345 @@
+"""Training the human parser on VITON 256x192 person images and their `image-parse-new` maps.
+
+Inputs are decoded once into a uint8 numpy cache (`<cache>/parser_<dataset>_<split>_<H>x<W>.npz`), so a
+step costs only augmentation and the network. Augmentation (batched, in torch): horizontal flip with the
+left/right label swap, random scale / rotation / translation, colour jitter, and replacement of the
+near-white VITON background by random colours and smooth patterns (the parser must work on other photos).
+Loss: class-weighted cross-entropy + soft Dice (rare classes count as much as common ones in mIoU).
+
+`train(TrainOptions)` is what `fipviton train parser` calls; checkpoints, logs and sample grids go to `out`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fipviton.analysis.parser import HumanParser, ParserConfig, count_parameters
+from fipviton.labels import FLIP_SWAP, LABEL_NAMES, NUM_LABELS, colorize_labels
+from fipviton.training.common import (
+    ModelEMA,
+    RunLogger,
+    StopFlag,
+    Throughput,
+    cosine_lr,
+    infinite_batches,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    set_threads,
+)
+
+
+@dataclass
+class TrainOptions:
+    data: Path
+    out: Path
+    config: str = "default"
+    steps: int = 3000
+    batch_size: int = 12
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup: int = 150
+    ema_decay: float = 0.998
+    dice_weight: float = 0.5
+    log_every: int = 20
+    val_every: int = 250
+    val_count: int = 200
+    ckpt_every: int = 100
+    keep: int = 3
+    limit: int | None = None  # use only the first N training samples (tests, smoke runs)
+    cache: Path | None = None
+    resume: bool = False
+    seed: int = 0
+    threads: int | None = None
+    mixed_precision: str = "no"
+    background_p: float = 0.5
+
+
+# ----- data -----
+
+
+def build_cache(data: Path, split: str, size: tuple[int, int], cache_dir: Path | None, limit: int | None = None):
+    """Decode (and resize to `size` = (H, W)) every person image and parsing map of a split.
+
+    Returns (images (N, H, W, 3) uint8, parsing (N, H, W) uint8 internal labels, names list[str]).
+    The arrays are stored in `cache_dir` (when given) and reused on the next call.
+    """
+    import cv2
+
+    from fipviton.data import open_dataset
+
+    data = Path(data)
+    name = f"parser_{data.name}_{split}_{size[0]}x{size[1]}" + (f"_n{limit}" if limit else "")
+    path = Path(cache_dir) / f"{name}.npz" if cache_dir is not None else None
+    if path is not None and path.is_file():
+        with np.load(path) as stored:
+            return stored["images"], stored["parsing"], list(stored["names"])
+    reader = open_dataset(data)
+    pairs = reader.pairs(split, paired=True)
+    seen: set[str] = set()
+    unique = [p for p in pairs if not (p.person in seen or seen.add(p.person))]
+    if limit:
+        unique = unique[:limit]
+    h, w = size
+    images = np.zeros((len(unique), h, w, 3), dtype=np.uint8)
+    parsing = np.zeros((len(unique), h, w), dtype=np.uint8)
+    names = []
+    for i, pair in enumerate(unique):
+        sample = reader.load(split, pair)
+        if sample.parsing is None:
+            raise ValueError(f"{pair.person}: no parsing map")
+        image, labels = sample.person, sample.parsing
+        if image.shape[:2] != (h, w):
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+        images[i], parsing[i] = image, labels
+        names.append(pair.person)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, images=images, parsing=parsing, names=np.array(names))
+        tmp.replace(path)
+    return images, parsing, names
+
+
+_SWAP = torch.arange(256, dtype=torch.long)
+for _left, _right in FLIP_SWAP:
+    _SWAP[int(_left)], _SWAP[int(_right)] = int(_right), int(_left)
+
+
+def augment(
+    images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: tuple[int, int], background_p: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random augmentation of a batch.
+
+    images (B, H, W, 3) uint8, labels (B, H, W) uint8 -> x (B, 3, h, w) float in [0, 1], y (B, h, w) long,
+    with (h, w) = `size`.
+    """
+    b = images.shape[0]
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+    y = torch.from_numpy(labels).long()
+    flip = torch.from_numpy(rng.random(b) < 0.5)
+    if flip.any():
+        x[flip] = x[flip].flip(-1)
+        y[flip] = _SWAP[y[flip].flip(-1)]
+    # Affine: scale, rotation, translation (in normalised coordinates; output -> input sampling grid).
+    # Mostly zoom-in and small vertical shifts: VITON persons touch the top and bottom edges, and zooming out
+    # would smear those edge rows into streaks.
+    scale = np.exp(rng.uniform(math.log(0.92), math.log(1.3), b))
+    angle = np.deg2rad(rng.uniform(-10, 10, b))
+    shift = np.stack([rng.uniform(-0.12, 0.12, b), rng.uniform(-0.05, 0.05, b)], 1)
+    aspect = images.shape[1] / images.shape[2]  # H / W: rotations in pixel space, not in the unit square
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    theta = np.zeros((b, 2, 3), dtype=np.float32)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = cos, -sin * aspect, shift[:, 0]
+    theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2] = sin / aspect, cos, shift[:, 1]
+    grid = F.affine_grid(torch.from_numpy(theta), [b, 3, *size], align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    y = (
+        F.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="border", align_corners=False)[:, 0]
+        .round()
+        .long()
+    )
+    # Background replacement: solid colours, smooth colour fields, or noise, with a softened person edge.
+    replace = rng.random(b) < background_p
+    if replace.any():
+        idx = torch.from_numpy(np.nonzero(replace)[0])
+        n = len(idx)
+        h, w = size
+        kind = rng.integers(0, 3, n)
+        coarse = torch.from_numpy(rng.random((n, 3, 4, 4))).float()
+        solid = torch.from_numpy(kind == 0)
+        coarse[solid] = coarse[solid].mean((2, 3), keepdim=True).expand(-1, -1, 4, 4)
+        background = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).clamp_(0, 1)
+        noisy = torch.from_numpy(kind == 2)
+        if noisy.any():
+            background[noisy] = (background[noisy] + 0.15 * torch.randn(int(noisy.sum()), 3, h, w)).clamp_(0, 1)
+        person = (y[idx] != 0).float()[:, None]
+        person = F.avg_pool2d(person, 3, 1, 1)
+        x[idx] = x[idx] * person + background * (1 - person)
+    # Colour jitter: brightness, contrast, saturation, per-channel gain.
+    bright = torch.from_numpy(rng.uniform(0.75, 1.25, (b, 1, 1, 1))).float()
+    contrast = torch.from_numpy(rng.uniform(0.75, 1.25, (b, 1, 1, 1))).float()
+    sat = torch.from_numpy(rng.uniform(0.6, 1.4, (b, 1, 1, 1))).float()
+    gain = torch.from_numpy(rng.uniform(0.92, 1.08, (b, 3, 1, 1))).float()
+    gray = x.mean(1, keepdim=True)
+    x = gray + (x - gray) * sat
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = ((x - mean) * contrast + mean) * bright * gain
+    return x.clamp_(0, 1).contiguous(memory_format=torch.channels_last), y
+
+
+def class_weights(labels: np.ndarray, num_classes: int = NUM_LABELS) -> torch.Tensor:
+    """(num_classes,) cross-entropy weights: (median frequency / frequency) ** 0.5, clipped to [0.3, 5]."""
+    counts = np.bincount(labels.ravel(), minlength=num_classes).astype(np.float64)
+    freq = counts / counts.sum()
+    present = freq > 0
+    median = np.median(freq[present])
+    weights = np.where(present, np.sqrt(median / np.maximum(freq, 1e-12)), 1.0)
+    return torch.from_numpy(np.clip(weights, 0.3, 5.0)).float()
+
+
+def parser_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, dice_weight: float) -> torch.Tensor:
+    """Weighted cross-entropy + `dice_weight` * (1 - mean soft Dice over classes present in the batch)."""
+    logits = logits.float()
+    loss = F.cross_entropy(logits, target, weight=weights.to(logits.device))
+    if dice_weight > 0:
+        prob = logits.softmax(1)
+        onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).float()
+        inter = (prob * onehot).sum((0, 2, 3))
+        denom = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+        present = onehot.sum((0, 2, 3)) > 0
+        dice = (2 * inter + 1) / (denom + 1)
+        loss = loss + dice_weight * (1 - dice[present].mean())
+    return loss
+
+
+# ----- validation and pictures -----
+
+
+@torch.no_grad()
+def evaluate_arrays(model: HumanParser, images: np.ndarray, labels: np.ndarray, batch_size: int = 16):
+    """Dataset-level mIoU report of `model` on cached arrays at the model's input size."""
+    from fipviton.eval.segmentation import ConfusionMatrix
+
+    matrix = ConfusionMatrix(NUM_LABELS, LABEL_NAMES)
+    was_training = model.training
+    model.eval()
+    for start in range(0, len(images), batch_size):
+        preds = model.parse_batch(list(images[start : start + batch_size]))
+        matrix.update(labels[start : start + batch_size], np.stack(preds))
+    model.train(was_training)
+    return matrix.report()
+
+
+def sample_grid(model: HumanParser, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Rows of photo | ground truth | prediction, (n * H, 3 * W, 3) uint8."""
+    preds = model.parse_batch(list(images))
+    rows = [
+        np.concatenate([im, colorize_labels(gt), colorize_labels(p)], 1)
+        for im, gt, p in zip(images, labels, preds, strict=True)
+    ]
+    return np.concatenate(rows, 0)
+
+
+# ----- training -----
+
+
+def train(opts: TrainOptions) -> HumanParser:
+    """Train (or resume) a parser; returns the EMA model, also saved with `save_pretrained` to `<out>/final`."""
+    from accelerate import Accelerator
+    from PIL import Image
+
+    set_threads(opts.threads)
+    out = Path(opts.out)
+    accelerator = Accelerator(mixed_precision=opts.mixed_precision, cpu=not torch.cuda.is_available())
+    log = RunLogger(out, enabled=accelerator.is_main_process)
+    config = ParserConfig.preset(opts.config)
+    config.label_names = LABEL_NAMES
+    size = config.input_size
+    cache_dir = opts.cache if opts.cache is not None else None
+
+    t0 = time.perf_counter()
+    images, labels, _ = build_cache(opts.data, "train", (256, 192), cache_dir, opts.limit)
+    val_images, val_labels, _ = build_cache(opts.data, "test", (256, 192), cache_dir, None if not opts.limit else 64)
+    stride = max(1, len(val_images) // max(1, opts.val_count))
+    val_images, val_labels = val_images[::stride][: opts.val_count], val_labels[::stride][: opts.val_count]
+    if tuple(val_images.shape[1:3]) != tuple(size):
+        import cv2
+
+        val_images = np.stack([cv2.resize(im, (size[1], size[0]), interpolation=cv2.INTER_AREA) for im in val_images])
+        val_labels = np.stack(
+            [cv2.resize(lb, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for lb in val_labels]
+        )
+    log.log(f"data: {len(images)} train, {len(val_images)} val images ({time.perf_counter() - t0:.1f} s to load/cache)")
+
+    model = HumanParser(config).to(memory_format=torch.channels_last)
+    weights = class_weights(labels)
+    log.log(f"parser {opts.config}: {count_parameters(model):,} parameters; class weights {weights.numpy().round(2)}")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    rng = np.random.default_rng(opts.seed + accelerator.process_index)
+    torch.manual_seed(opts.seed + accelerator.process_index)
+    ema = ModelEMA(model, opts.ema_decay)
+    step = 0
+    if opts.resume:
+        found = latest_checkpoint(out)
+        if found is None:
+            log.log("resume: no checkpoint found, starting from scratch")
+        else:
+            state = load_checkpoint(found, model, optimizer, rng, ema)
+            step = int(state["step"])
+            log.log(f"resumed from {found} at step {step}")
+    model, optimizer = accelerator.prepare(model, optimizer)
+    device = accelerator.device
+    eval_model = HumanParser(config).to(memory_format=torch.channels_last)
+
+    def snapshot() -> HumanParser:
+        ema.copy_to(eval_model)
+        return eval_model.eval()
+
+    meta = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}}
+    meta["config"] = config.to_dict()
+    batches = infinite_batches(len(images), opts.batch_size, rng)
+    meter = Throughput()
+    running, running_n = 0.0, 0
+    train_start = time.perf_counter()
+    start_step = step
+    with StopFlag() as stop:
+        while step < opts.steps and not stop.stop:
+            idx = np.sort(next(batches))
+            x, y = augment(images[idx], labels[idx], rng, size, opts.background_p)
+            x, y = x.to(device), y.to(device)
+            lr = cosine_lr(step, opts.steps, opts.lr, opts.warmup)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with accelerator.autocast():
+                logits = model(x)
+            loss = parser_loss(logits, y, weights, opts.dice_weight)
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            optimizer.step()
+            ema.update(model, step)
+            step += 1
+            meter.add(len(idx) * accelerator.num_processes)
+            running, running_n = running + loss.item(), running_n + 1
+            if step % opts.log_every == 0:
+                log.log(f"step {step}/{opts.steps} loss {running / running_n:.4f} lr {lr:.2e} {meter.rate():.1f} img/s")
+                log.metrics(step, loss=running / running_n, lr=lr)
+                running, running_n = 0.0, 0
+            checkpoint_due = step % opts.ckpt_every == 0 or step == opts.steps or stop.stop
+            if checkpoint_due and accelerator.is_main_process:
+                save_checkpoint(out, step, model, optimizer, rng, ema, meta, opts.keep)
+            if (step % opts.val_every == 0 or step == opts.steps) and accelerator.is_main_process:
+                t = time.perf_counter()
+                report = evaluate_arrays(snapshot(), val_images, val_labels)
+                log.log(
+                    f"val step {step}: mIoU {report.miou:.4f} pixel acc {report.pixel_accuracy:.4f} "
+                    f"({time.perf_counter() - t:.1f} s) "
+                    + " ".join(f"{k}={v:.2f}" for k, v in report.per_class.items() if v is not None)
+                )
+                log.metrics(step, val_miou=report.miou, val_pixel_accuracy=report.pixel_accuracy)
+                grid = sample_grid(snapshot(), val_images[:6:2], val_labels[:6:2])
+                (out / "samples").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(grid).save(out / "samples" / f"step_{step:06d}.png")
+                meter.rate()  # validation time does not count as training throughput
+    if stop.stop and accelerator.is_main_process:
+        save_checkpoint(out, step, model, optimizer, rng, ema, meta, opts.keep)
+        log.log(f"stopped at step {step}; resume with --resume")
+    elapsed = time.perf_counter() - train_start
+    done = step - start_step
+    log.log(
+        f"trained {done} steps in {elapsed / 60:.1f} min "
+        f"({done * opts.batch_size * accelerator.num_processes / max(elapsed, 1e-9):.2f} img/s incl. validation)"
+    )
+    final = snapshot()
+    if accelerator.is_main_process:
+        final.save_pretrained(out / "final")
+        log.log(f"saved {out / 'final'}")
+    return final
