@@ -13,10 +13,13 @@ Two forms exist in the data:
   between the two maps (e.g. left/right lower legs in one dresses sample), because the two files come from
   separate DensePose runs, not because the colormap differs.
 
-Decoding a JPEG rendering is a nearest-colour match against the 24 part colours plus black, in RGB; pixels
-far from every colour (JPEG halos at part borders) take the nearest colour anyway, and dark pixels become
-background. `render_parts` draws our `BodyPart` maps in the same colour convention (each part gets the colour
-of one of its DensePose indices), so a map of ours and a dataset's `image-densepose` look alike.
+Decoding a JPEG rendering is a nearest-colour match against the 24 part colours, weighted towards luma
+(which rises strictly with the index and survives JPEG's chroma subsampling); dark pixels become background,
+and specks left by JPEG halos at part borders take the label of the nearest larger region. Agreement of
+decoded `image-densepose` with `dense` on the 10 DressCode ids with both: 88 % of body pixels.
+
+`render_parts` draws our `BodyPart` maps in the same colour convention (each part gets the colour of one of
+its DensePose indices), so a map of ours and a dataset's `image-densepose` look alike.
 """
 
 from __future__ import annotations
@@ -55,6 +58,16 @@ PART_COLORS: np.ndarray = np.stack([DENSEPOSE_COLORS[_PART_TO_INDEX[p]] for p in
 _BACKGROUND_MAX = 60
 
 
+def _to_ycrcb(rgb: np.ndarray) -> np.ndarray:
+    """(N, 3) RGB values (any int dtype, 0..255) as float32 (N, 3) Y, Cr, Cb."""
+    pixels = rgb.astype(np.uint8).reshape(-1, 1, 3)
+    return cv2.cvtColor(pixels, cv2.COLOR_RGB2YCrCb).reshape(-1, 3).astype(np.float32)
+
+
+_TABLE_YCC = _to_ycrcb(DENSEPOSE_COLORS[1:])
+_YCC_WEIGHTS = np.array([1.0, 0.05, 0.05], np.float32)
+
+
 def encode_index(index_map: np.ndarray) -> np.ndarray:
     """Colour rendering (H, W, 3) uint8 RGB of a DensePose index map (H, W) with values 0..24."""
     return DENSEPOSE_COLORS[np.clip(index_map, 0, NUM_DENSEPOSE_PARTS).astype(np.intp)]
@@ -63,7 +76,8 @@ def encode_index(index_map: np.ndarray) -> np.ndarray:
 def decode_colors(image: np.ndarray, clean: bool = True) -> np.ndarray:
     """DensePose index map (H, W) uint8 in 0..24 from a colour rendering (H, W, 3) uint8 RGB (JPEG or PNG).
 
-    Each pixel takes the index of the nearest rendering colour (RGB distance); dark pixels are background.
+    Each pixel takes the index of the nearest rendering colour (luma first, chroma breaking ties; see
+    `_YCC_WEIGHTS`); dark pixels are background.
     With `clean`, specks are removed (`_remove_specks`): at a JPEG border between two parts the blurred
     colour can be nearest to a third part's colour (torso/upper-leg borders decode as feet otherwise).
     """
@@ -74,8 +88,10 @@ def decode_colors(image: np.ndarray, clean: bool = True) -> np.ndarray:
     codes = (pixels[:, 0] << 16) | (pixels[:, 1] << 8) | pixels[:, 2]
     unique, inverse = np.unique(codes, return_inverse=True)
     colors = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1)
-    table = DENSEPOSE_COLORS[1:].astype(np.int32)
-    dist = ((colors[:, None, :] - table[None, :, :]) ** 2).sum(axis=2)
+    # Match mostly on luma: the PARULA entries' luma rises strictly with the index (steps of 4-10 levels),
+    # and JPEG keeps luma at full resolution while it halves the chroma (4:2:0), which smears part borders.
+    ycc = _to_ycrcb(colors)
+    dist = (((ycc[:, None, :] - _TABLE_YCC[None, :, :]) ** 2) * _YCC_WEIGHTS).sum(axis=2)
     index = (1 + dist.argmin(axis=1)).astype(np.uint8)
     index[colors.max(axis=1) < _BACKGROUND_MAX] = 0
     decoded = index[inverse.reshape(-1)].reshape(image.shape[:2])

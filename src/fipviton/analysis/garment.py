@@ -14,16 +14,23 @@ background. The mask is estimated as "everything that is not background connecte
    silhouette in the dataset masks).
 
 The category is never guessed from the photo: the user gives it (`Category.UPPER_BODY` by default).
+Photos of a garment worn by a model are recognised by face detection; `analyze_garment` then takes the
+garment from the human parser when one is given.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from fipviton.data.sample import Category
+from fipviton.labels import Label
+
+if TYPE_CHECKING:
+    from fipviton.analysis.parser import HumanParser
 
 # Lab distance below which a pixel may be background, at least; raised with the border noise.
 _MIN_COLOR_TOL = 5.0
@@ -32,11 +39,19 @@ _EDGE_TOL = 16.0
 # Below this fraction of plain border pixels the photo is not a product photo on a plain background.
 _MIN_PLAIN_BORDER = 0.6
 # Regrowing the background after the fill admits pixels up to this multiple of the colour tolerance.
-_REGROW_FACTOR = 3.0
-_REGROW_ITERS = 2
-_EDGE_DILATE = 0
+_REGROW_FACTOR = 6.0
+_REGROW_ITERS = 3
+_REGROW_EDGE = 0.25
 # Components smaller than this fraction of the largest are dropped (specks, logos of the shop, shadows).
 _MIN_COMPONENT_FRACTION = 0.05
+
+
+# Parsing labels that make up the garment of each category (for photos of a garment worn by a person).
+_CATEGORY_LABELS: dict[Category, tuple[Label, ...]] = {
+    Category.UPPER_BODY: (Label.UPPER,),
+    Category.LOWER_BODY: (Label.BOTTOM,),
+    Category.DRESSES: (Label.DRESS, Label.UPPER, Label.BOTTOM),
+}
 
 
 @dataclass
@@ -120,21 +135,19 @@ def garment_mask(image: np.ndarray, return_background: bool = False) -> np.ndarr
     grad = np.sqrt(gx * gx + gy * gy) / 4.0
     edge_tol = max(_EDGE_TOL, 3.0 * noise) / max(1.0, scale) ** 0.5
 
-    edges = grad >= edge_tol
-    if _EDGE_DILATE:
-        # Faint outlines of white garments have gaps of a pixel or two: close them before the fill.
-        edges = cv2.dilate(edges.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=_EDGE_DILATE).astype(bool)
-    candidate = (dist < color_tol) & ~edges
+    candidate = (dist < color_tol) & (grad < edge_tol)
     # Flood fill from the border through background-like pixels.
-    count, labels = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=4)
+    _, labels = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=4)
     touching = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     touching = touching[touching > 0]
     background = np.isin(labels, touching)
     # The edge test also stops the fill one or two pixels outside the outline (the gradient is wide there)
     # and JPEG ringing leaves a halo: regrow the background into colour-close pixels next to it.
     grow_kernel = np.ones((3, 3), np.uint8)
-    close = dist < _REGROW_FACTOR * color_tol
-    for _ in range(max(1, round((_REGROW_ITERS + _EDGE_DILATE) * scale))):
+    # Only where the image changes (the outline and its ringing): the flat rim of a white garment is
+    # within the regrow tolerance of a white background too, but it has no gradient.
+    close = (dist < _REGROW_FACTOR * color_tol) & (grad >= _REGROW_EDGE * edge_tol)
+    for _ in range(max(1, round((_REGROW_ITERS) * scale))):
         background |= cv2.dilate(background.astype(np.uint8), grow_kernel).astype(bool) & close
     fg = ~background
 
@@ -143,35 +156,68 @@ def garment_mask(image: np.ndarray, return_background: bool = False) -> np.ndarr
     fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, kernel).astype(bool)
     fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool)
 
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
-    if count > 1:
-        areas = stats[1:, cv2.CC_STAT_AREA]
-        keep = 1 + np.flatnonzero(areas >= _MIN_COMPONENT_FRACTION * areas.max())
-        fg = np.isin(labels, keep)
-    fg = _fill_holes(fg)
+    fg = _largest_components(fg)
     if return_background:
         return fg, background_rgb
     return fg
 
 
-def analyze_garment(image: np.ndarray, category: Category | str = Category.UPPER_BODY) -> GarmentAnalysis:
-    """Garment mask and category of a product photo (h, w, 3) uint8 RGB; see `garment_mask`."""
+def analyze_garment(
+    image: np.ndarray,
+    category: Category | str = Category.UPPER_BODY,
+    parser: HumanParser | None = None,
+    detect_person: bool = True,
+) -> GarmentAnalysis:
+    """Garment mask and category of a garment photo (h, w, 3) uint8 RGB.
+
+    A product photo gets the weight-free mask of `garment_mask`. A photo of the garment worn by a person
+    (detected by face detection when `detect_person`) is a different problem: the background method would
+    return the whole person. With a `parser` the mask is then the parsed garment of the category (upper
+    clothes; bottoms; dresses plus upper clothes and bottoms), otherwise the result carries a warning.
+    """
     category = Category(category)
-    mask, background = garment_mask(image, return_background=True)
     warnings: list[str] = []
+    mask, background = garment_mask(image, return_background=True)
     h, w = mask.shape
-    border = _border_pixels(image, max(2, round(2 * min(h, w) / 192.0)))
-    if _plain_border_fraction(border, background) < _MIN_PLAIN_BORDER:
-        warnings.append(
-            "the garment photo's background is not uniform (a photo of a person or a scene?): "
-            "the garment is taken to fill the whole photo; a product photo on a plain background works best"
-        )
+    if detect_person and _shows_person(image):
+        if parser is not None:
+            parsing = parser.parse(image)
+            mask = _largest_components(np.isin(parsing, [int(v) for v in _CATEGORY_LABELS[category]]))
+            warnings.append("the garment photo shows a person: the garment mask comes from the human parser")
+        else:
+            warnings.append(
+                "the garment photo shows a person: the mask covers the whole person (a product photo on a "
+                "plain background works best)"
+            )
+    else:
+        border = _border_pixels(image, max(2, round(2 * min(h, w) / 192.0)))
+        if _plain_border_fraction(border, background) < _MIN_PLAIN_BORDER:
+            warnings.append(
+                "the garment photo's background is not uniform: the garment is taken to fill the whole photo; "
+                "a product photo on a plain background works best"
+            )
     frac = float(mask.mean())
     if frac < 0.02:
-        warnings.append("no garment found in the garment photo (mask is almost empty)")
-    elif frac > 0.95:
-        warnings.append("the garment fills the whole photo: the mask is probably the whole image")
+        warnings.append("no garment found in the garment photo (the mask is almost empty)")
     return GarmentAnalysis(mask=mask, category=category, background=background, warnings=warnings)
+
+
+def _shows_person(image: np.ndarray) -> bool:
+    """True when face detection finds a face of a reasonable size (a garment worn by a model)."""
+    from fipviton.analysis.pose import detect_faces
+
+    h, w = image.shape[:2]
+    return any((x1 - x0) * (y1 - y0) >= 0.002 * h * w and score >= 0.7 for x0, y0, x1, y1, score in detect_faces(image))
+
+
+def _largest_components(mask: np.ndarray) -> np.ndarray:
+    """Components of a bool mask at least `_MIN_COMPONENT_FRACTION` of the largest one, holes filled."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask.astype(bool)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = 1 + np.flatnonzero(areas >= _MIN_COMPONENT_FRACTION * areas.max())
+    return _fill_holes(np.isin(labels, keep))
 
 
 def mask_iou(pred: np.ndarray, target: np.ndarray) -> float:

@@ -87,7 +87,7 @@ def run_analyze(args: argparse.Namespace) -> int:
 
     analysis = analyze_person(person, parser=parser, category=args.category)
     agnostic = build_agnostic(person, analysis.parsing, analysis.keypoints, args.category)
-    garment_result = analyze_garment(garment, args.category) if garment is not None else None
+    garment_result = analyze_garment(garment, args.category, parser=parser) if garment is not None else None
 
     stem = args.person.stem
     outputs: dict[str, np.ndarray] = {

@@ -1,9 +1,9 @@
 """`fipviton eval garment-mask --data DIR [--split test] [--limit N] [--json]`.
 
 Measures the weight-free garment mask (`fipviton.analysis.garment.garment_mask`) against a dataset's own
-cloth masks: mean IoU over the distinct garments of the split's paired list (JPEG masks thresholded at 128,
-as the dataset readers do). With `--json`, stdout holds exactly one JSON object with `miou` and `count`
-(plus `median_iou`, `dataset`, `split`, `seconds_per_image`).
+cloth masks: mean IoU over the distinct garments of the split's pair lists (paired, then unpaired) that
+have a mask (JPEG masks thresholded at 128, as the dataset readers do). With `--json`, stdout holds exactly
+one JSON object with `miou` and `count` (plus `median_iou`, `dataset`, `split`, `seconds_per_image`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fipviton.data import DatasetReader, PairEntry
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -31,6 +35,21 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.set_defaults(func=run_eval_garment_mask)
 
 
+def _garment_pairs(reader: DatasetReader, split: str) -> list[PairEntry]:
+    """Pairs of the paired list, then of the unpaired one (it may name more garments), where they exist."""
+    from fipviton.errors import DatasetError
+
+    pairs: list[PairEntry] = []
+    for paired in (True, False):
+        try:
+            pairs.extend(reader.pairs(split, paired=paired))
+        except DatasetError:
+            continue
+    if not pairs:
+        raise DatasetError(f"{reader.root}: no pair list for the {split} split")
+    return pairs
+
+
 def run_eval_garment_mask(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -46,7 +65,7 @@ def run_eval_garment_mask(args: argparse.Namespace) -> int:
     seen: set[str] = set()
     ious: list[float] = []
     start = time.perf_counter()
-    for pair in reader.pairs(args.split, paired=True):
+    for pair in _garment_pairs(reader, args.split):
         if pair.garment in seen:
             continue
         seen.add(pair.garment)
