@@ -61,6 +61,11 @@ class PersonAnalysis:
         return self.parsing.shape[0], self.parsing.shape[1]
 
 
+# The parser sees 256x192 whatever the photo; most of `parse`'s time on a large photo goes into resizing
+# its 13-channel logits to full size. Parsing a copy of at most this long side and resizing the labels
+# (nearest) costs ~4x less on a 1024x768 photo, for borders that are at most 2 px coarser.
+PARSE_MAX_SIDE = 512
+
 _PARSER_LOCK = threading.Lock()
 _PARSERS: dict[str, HumanParser] = {}
 
@@ -77,6 +82,16 @@ def load_parser(weights: str | Path | None = None) -> HumanParser:
         if key not in _PARSERS:
             _PARSERS[key] = HumanParser.from_pretrained(weights)
         return _PARSERS[key]
+
+
+def parse_at_most(parser: HumanParser, image: np.ndarray, max_side: int = PARSE_MAX_SIDE) -> np.ndarray:
+    """Internal labels (H, W) uint8 of an RGB photo (H, W, 3), parsed at a long side of at most `max_side`."""
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return parser.parse(image)
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(parser.parse(small), (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 def face_box_from_parsing(parsing: np.ndarray) -> Box | None:
@@ -116,7 +131,7 @@ def analyze_person(
     if parser is None:
         parser = load_parser()
     pose = estimate_pose(image, category)
-    parsing = parser.parse(image)
+    parsing = parse_at_most(parser, image, PARSE_MAX_SIDE)
     if pose.people > 1:
         parsing = _restrict_to_person(parsing, pose.person_mask)
     body_parts = derive_body_parts(parsing, pose.keypoints, pose.person_mask)
@@ -169,7 +184,7 @@ def analysis_from_sample(
         parsing = sample.parsing
         sources["parsing"] = "dataset"
     else:
-        parsing = (parser or load_parser()).parse(image)
+        parsing = parse_at_most(parser or load_parser(), image, PARSE_MAX_SIDE)
         sources["parsing"] = "parser"
     if body_parts is not None:
         parts, sources["body_parts"] = body_parts, "dataset"
