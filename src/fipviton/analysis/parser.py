@@ -39,16 +39,18 @@ class ParserConfig:
     stem:        channels of the stride-2 stem.
     widths:      channels of the four encoder stages (strides 4, 8, 16, 32).
     depths:      residual blocks per stage.
-    decoder:     channels of the decoder.
+    decoder:     channels of the decoder from 1/32 up to 1/4 resolution.
+    decoder_fine: channels of the last decoder level (1/2 resolution), kept narrow: it dominates the cost.
     separable:   depthwise-separable blocks (True) or plain 3x3 convolutions (False).
     num_labels:  output classes (the internal label set).
     """
 
     input_size: tuple[int, int] = (256, 192)
-    stem: int = 24
+    stem: int = 16
     widths: tuple[int, ...] = (32, 64, 128, 192)
     depths: tuple[int, ...] = (1, 2, 3, 2)
     decoder: int = 64
+    decoder_fine: int = 24
     separable: bool = True
     num_labels: int = NUM_LABELS
     label_names: tuple[str, ...] = field(default_factory=tuple)
@@ -59,7 +61,9 @@ class ParserConfig:
         if name == "default":
             return cls()
         if name == "tiny":
-            return cls(input_size=(64, 48), stem=8, widths=(8, 16, 16, 24), depths=(1, 1, 1, 1), decoder=16)
+            return cls(
+                input_size=(64, 48), stem=8, widths=(8, 16, 16, 24), depths=(1, 1, 1, 1), decoder=16, decoder_fine=8
+            )
         raise ValueError(f"unknown parser preset {name!r} (choose default or tiny)")
 
     def to_dict(self) -> dict:
@@ -150,7 +154,8 @@ class HumanParser(nn.Module):
         self.config = config or ParserConfig()
         c = self.config
         sep = c.separable
-        self.stem = nn.Sequential(_conv_bn(3, c.stem, 3, 2), _conv_bn(c.stem, c.stem, 3))
+        # The stem is one strided conv: full- and half-resolution layers dominate the cost on CPU.
+        self.stem = _conv_bn(3, c.stem, 3, 2)
         stages = []
         cin = c.stem
         for width, depth in zip(c.widths, c.depths, strict=True):
@@ -158,37 +163,44 @@ class HumanParser(nn.Module):
             cin = width
         self.stages = nn.ModuleList(stages)
         self.context = _GlobalContext(cin)
-        # Decoder: lateral 1x1 projections of every scale, top-down sum, a refining conv per level.
-        lateral_in = [c.stem, *c.widths]
-        self.laterals = nn.ModuleList([_conv_bn(ch, c.decoder, 1) for ch in lateral_in])
-        self.refine = nn.ModuleList(
-            [
-                nn.Sequential(
-                    _conv_bn(c.decoder, c.decoder, 3, groups=c.decoder, act=False), _conv_bn(c.decoder, c.decoder, 1)
-                )
-                if sep
-                else _conv_bn(c.decoder, c.decoder, 3)
-                for _ in lateral_in[:-1]
-            ]
-        )
-        self.head = nn.Conv2d(c.decoder, c.num_labels, 1)
+        # Decoder: lateral 1x1 projections of the 1/4..1/32 scales, top-down sum, a refining conv per level;
+        # then a narrow 1/2-resolution level fed by the stem (edges).
+        self.laterals = nn.ModuleList([_conv_bn(ch, c.decoder, 1) for ch in c.widths])
+        self.refine = nn.ModuleList([self._refine(c.decoder, sep) for _ in c.widths[:-1]])
+        self.to_fine = _conv_bn(c.decoder, c.decoder_fine, 1)
+        self.fine_lateral = _conv_bn(c.stem, c.decoder_fine, 1)
+        self.fine_refine = self._refine(c.decoder_fine, sep)
+        self.head = nn.Conv2d(c.decoder_fine, c.num_labels, 1)
         self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         x = (x - self.mean) / self.std
-        feats = [self.stem(x)]
+        stem = self.stem(x)
+        feats = []
+        y = stem
         for stage in self.stages:
-            feats.append(stage(feats[-1]))
+            y = stage(y)
+            feats.append(y)
         feats[-1] = self.context(feats[-1])
         y = self.laterals[-1](feats[-1])
         for level in range(len(feats) - 2, -1, -1):
             skip = self.laterals[level](feats[level])
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False) + skip
             y = self.refine[level](y)
+        y = F.interpolate(self.to_fine(y), size=stem.shape[-2:], mode="bilinear", align_corners=False)
+        y = self.fine_refine(y + self.fine_lateral(stem))
         logits = self.head(y)
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+    @staticmethod
+    def _refine(channels: int, separable: bool) -> nn.Module:
+        if separable:
+            return nn.Sequential(
+                _conv_bn(channels, channels, 3, groups=channels, act=False), _conv_bn(channels, channels, 1)
+            )
+        return _conv_bn(channels, channels, 3)
 
     # ----- weights -----
 

@@ -22,6 +22,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--batch-size", type=int, default=12)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, cosine schedule)")
     parser.add_argument("--warmup", type=int, default=150)
+    parser.add_argument(
+        "--low-res-until", type=int, default=0, help="train at half the input size before this step (default 0)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--cache", type=Path, default=Path("cache"), help="folder for decoded arrays (default cache)")
@@ -53,6 +56,7 @@ def run_train_parser(args: argparse.Namespace) -> int:
         lr=args.lr,
         warmup=args.warmup,
         resume=args.resume,
+        low_res_until=args.low_res_until,
         limit=args.limit,
         cache=args.cache,
         log_every=args.log_every,

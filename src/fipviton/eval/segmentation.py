@@ -8,7 +8,7 @@ from the mean and listed in `absent`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,3 +95,39 @@ class ConfusionMatrix:
             count=self.count,
             absent=[n for n, ok in zip(self.names, present, strict=True) if not ok],
         )
+
+
+def evaluate_segmenter(
+    predict: Callable[[list[np.ndarray]], list[np.ndarray]],
+    samples: Iterable[tuple[np.ndarray, np.ndarray]],
+    num_classes: int,
+    names: Sequence[str] | None = None,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> SegmentationReport:
+    """Run `predict` over (image (H, W, 3) uint8, ground truth (H, W) int) pairs and accumulate one matrix.
+
+    `predict` maps a list of images to a list of label maps of the same sizes (e.g. `HumanParser.parse_batch`).
+    Images of one batch may differ in size. `progress(done)` is called after each batch.
+    """
+    matrix = ConfusionMatrix(num_classes, names)
+    batch: list[tuple[np.ndarray, np.ndarray]] = []
+    done = 0
+
+    def flush() -> None:
+        nonlocal done
+        predictions = predict([image for image, _ in batch])
+        for (_, target), prediction in zip(batch, predictions, strict=True):
+            matrix.update(target, prediction)
+        done += len(batch)
+        batch.clear()
+        if progress is not None:
+            progress(done)
+
+    for pair in samples:
+        batch.append(pair)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    return matrix.report()

@@ -222,7 +222,8 @@ class ModelEMA:
 
     def copy_to(self, model: nn.Module) -> None:
         target = unwrap(model)
-        target.load_state_dict({k: v.to(target.state_dict()[k].dtype) for k, v in self.shadow.items()})
+        current = target.state_dict()
+        target.load_state_dict({k: v.to(current[k].dtype) for k, v in self.shadow.items()})
 
 
 def cosine_lr(step: int, total: int, base: float, warmup: int, final_ratio: float = 0.02) -> float:

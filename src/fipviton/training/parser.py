@@ -60,6 +60,7 @@ class TrainOptions:
     threads: int | None = None
     mixed_precision: str = "no"
     background_p: float = 0.5
+    low_res_until: int = 0  # steps before this one train at half the input size (4x cheaper), then full size
 
 
 # ----- data -----
@@ -188,16 +189,19 @@ def class_weights(labels: np.ndarray, num_classes: int = NUM_LABELS) -> torch.Te
 
 def parser_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, dice_weight: float) -> torch.Tensor:
     """Weighted cross-entropy + `dice_weight` * (1 - mean soft Dice over classes present in the batch)."""
-    logits = logits.float()
-    loss = F.cross_entropy(logits, target, weight=weights.to(logits.device))
+    logits = logits.float().contiguous()
+    log_prob = F.log_softmax(logits, 1)
+    loss = F.nll_loss(log_prob, target, weight=weights.to(logits.device))
     if dice_weight > 0:
-        prob = logits.softmax(1)
-        onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).float()
-        inter = (prob * onehot).sum((0, 2, 3))
-        denom = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
-        present = onehot.sum((0, 2, 3)) > 0
-        dice = (2 * inter + 1) / (denom + 1)
-        loss = loss + dice_weight * (1 - dice[present].mean())
+        # Per-class soft Dice from sums (scatter_add instead of a one-hot tensor: 10x less memory traffic).
+        num_classes = logits.shape[1]
+        prob = log_prob.exp()
+        flat = target.reshape(-1)
+        p_true = prob.gather(1, target[:, None]).reshape(-1)
+        inter = torch.zeros(num_classes, device=logits.device).scatter_add(0, flat, p_true)
+        count = torch.bincount(flat, minlength=num_classes).float()
+        dice = (2 * inter + 1) / (prob.sum((0, 2, 3)) + count + 1)
+        loss = loss + dice_weight * (1 - dice[count > 0].mean())
     return loss
 
 
@@ -294,7 +298,8 @@ def train(opts: TrainOptions) -> HumanParser:
     with StopFlag() as stop:
         while step < opts.steps and not stop.stop:
             idx = np.sort(next(batches))
-            x, y = augment(images[idx], labels[idx], rng, size, opts.background_p)
+            train_size = (size[0] // 2, size[1] // 2) if step < opts.low_res_until else size
+            x, y = augment(images[idx], labels[idx], rng, train_size, opts.background_p)
             x, y = x.to(device), y.to(device)
             lr = cosine_lr(step, opts.steps, opts.lr, opts.warmup)
             for group in optimizer.param_groups:

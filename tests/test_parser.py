@@ -1,0 +1,116 @@
+"""Human parser: network shapes, save/load, training on a few real samples, resume, shipped-weights quality."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import require
+from fipviton.analysis.parser import DEFAULT_WEIGHTS_DIR, HumanParser, ParserConfig
+from fipviton.errors import WeightsError
+from fipviton.eval.segmentation import ConfusionMatrix, evaluate_segmenter
+from fipviton.labels import LABEL_NAMES, NUM_LABELS, Label
+from fipviton.training.common import latest_checkpoint
+
+
+def _tiny() -> HumanParser:
+    torch.manual_seed(0)
+    return HumanParser(ParserConfig.preset("tiny")).eval()
+
+
+def test_forward_shape_and_parse_any_size() -> None:
+    model = _tiny()
+    logits = model(torch.rand(2, 3, 64, 48))
+    assert logits.shape == (2, NUM_LABELS, 64, 48)
+    rng = np.random.default_rng(0)
+    for shape in [(100, 75, 3), (90, 160, 3), (64, 48, 3)]:  # portrait, landscape, native
+        labels = model.parse(rng.integers(0, 256, shape, dtype=np.uint8))
+        assert labels.shape == shape[:2] and labels.dtype == np.uint8
+        assert labels.max() < NUM_LABELS
+    with pytest.raises(ValueError):
+        model.parse(np.zeros((10, 10), dtype=np.uint8))
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    model = _tiny()
+    # Non-trivial BN statistics, so that buffers are part of the round trip.
+    model.train()
+    model(torch.rand(4, 3, 64, 48))
+    model.eval()
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["input_size"] == [64, 48]
+    loaded = HumanParser.from_pretrained(tmp_path)
+    x = torch.rand(1, 3, 64, 48)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    with pytest.raises(WeightsError):
+        HumanParser.from_pretrained(tmp_path / "missing")
+
+
+def test_confusion_matrix_metrics() -> None:
+    matrix = ConfusionMatrix(3, ["a", "b", "c"])
+    target = np.array([[0, 0, 1, 1]])
+    matrix.update(target, np.array([[0, 1, 1, 1]]))
+    report = matrix.report()
+    assert report.per_class["a"] == pytest.approx(0.5)
+    assert report.per_class["b"] == pytest.approx(2 / 3)
+    assert report.per_class["c"] is None and report.absent == ["c"]
+    assert report.miou == pytest.approx((0.5 + 2 / 3) / 2)
+    assert report.pixel_accuracy == pytest.approx(0.75)
+    perfect = evaluate_segmenter(
+        lambda images: [np.zeros(i.shape[:2], np.uint8) for i in images],
+        [(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8))] * 3,
+        2,
+    )
+    assert perfect.miou == 1.0 and perfect.count == 3
+
+
+@pytest.mark.slow
+def test_tiny_training_lowers_loss_and_resumes(data_dir: Path, tmp_path: Path) -> None:
+    from fipviton.training.parser import TrainOptions, train
+
+    viton = require(data_dir / "viton_resize")
+    common = dict(
+        data=viton, config="tiny", batch_size=4, lr=1e-2, warmup=2, limit=16, cache=tmp_path / "cache",
+        log_every=1, val_every=1000, val_count=8, ckpt_every=6, threads=2, background_p=0.0,
+    )  # fmt: skip
+    out = tmp_path / "run"
+    train(TrainOptions(out=out, steps=12, **common))
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines() if "loss" in line]
+    assert len(losses) == 12
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert latest_checkpoint(out).name == "step_000012"
+    assert (out / "final" / "model.safetensors").is_file()
+    # Resume with a longer schedule: continues at step 12, not from scratch.
+    train(TrainOptions(out=out, steps=15, resume=True, **common))
+    log = (out / "train.log").read_text()
+    assert "resumed from" in log and "at step 12" in log
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines() if "loss" in line]
+    assert steps[-3:] == [13, 14, 15]
+    assert latest_checkpoint(out).name == "step_000015"
+
+
+@pytest.mark.slow
+def test_shipped_weights_parse_viton_test(data_dir: Path) -> None:
+    if not (DEFAULT_WEIGHTS_DIR / "model.safetensors").is_file():
+        pytest.skip("no shipped parser weights")
+    from fipviton.data import open_dataset
+
+    reader = open_dataset(require(data_dir / "viton_resize"))
+    pairs = reader.pairs("test", paired=True)[::100][:20]
+    model = HumanParser.from_pretrained()
+    samples = [reader.load("test", pair) for pair in pairs]
+    report = evaluate_segmenter(
+        model.parse_batch, [(s.person, s.parsing) for s in samples], NUM_LABELS, LABEL_NAMES, batch_size=10
+    )
+    assert report.miou > 0.5, report.per_class
+    assert report.per_class["upper"] > 0.7 and report.per_class["face"] > 0.6
+    # The parse of a person photo upscaled to a larger size lines up with the photo.
+    big = np.repeat(np.repeat(samples[0].person, 2, 0), 2, 1)
+    labels = model.parse(big)
+    assert labels.shape == big.shape[:2]
+    assert (labels == Label.UPPER).mean() > 0.05
