@@ -225,7 +225,9 @@ def estimate_pose(image: np.ndarray, category: Category | str | None = Category.
         landmarks, seg = _run_pose(image)  # the crop lost the person: fall back to the whole photo
         offset, work = (0, 0), image
     if landmarks is None or seg is None:
-        raise NoPersonError("no person found in the photo")
+        raise NoPersonError(
+            "no person found in the photo (a person's body must be visible, at least from the shoulders to the waist)"
+        )
 
     wh, ww = work.shape[:2]
     keypoints = from_mediapipe(landmarks, ww, wh)
@@ -256,7 +258,8 @@ def estimate_pose(image: np.ndarray, category: Category | str | None = Category.
         if missing:
             names = ", ".join(k.name.lower().replace("_", " ") for k in missing)
             raise NoPersonError(
-                f"the person is too cropped for a {category.value} try-on: {names} not visible in the photo"
+                f"the person is too cropped for a {category.value.replace('_', ' ')} try-on: {names} not visible "
+                "in the photo"
             )
         lacking = [k for k in WANTED_KEYPOINTS[category] if not _visible(keypoints, k)]
         if lacking:
