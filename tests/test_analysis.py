@@ -261,7 +261,7 @@ def test_small_cropped_and_several_people(data_dir: Path) -> None:
     with pytest.raises(NoPersonError):
         estimate_pose(scene)
     # A lower-body try-on needs the knees: a photo cut at the waist is too cropped.
-    with pytest.raises(NoPersonError, match="too cropped for a lower body try-on: right knee"):
+    with pytest.raises(NoPersonError, match="too cropped for a lower body try-on: .*knee"):
         estimate_pose(image[: image.shape[0] // 2], Category.LOWER_BODY)
     # Two people: the larger one is analysed, and the result says so.
     small = cv2.resize(image, (image.shape[1] * 3 // 5, image.shape[0] * 3 // 5), interpolation=cv2.INTER_AREA)
