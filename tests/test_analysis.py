@@ -261,7 +261,7 @@ def test_small_cropped_and_several_people(data_dir: Path) -> None:
     with pytest.raises(NoPersonError):
         estimate_pose(scene)
     # A lower-body try-on needs the knees: a photo cut at the waist is too cropped.
-    with pytest.raises(NoPersonError, match="too cropped for a lower body try-on: .*knee"):
+    with pytest.raises(NoPersonError, match=r"too cropped for a lower body try-on: .*knee"):
         estimate_pose(image[: image.shape[0] // 2], Category.LOWER_BODY)
     # Two people: the larger one is analysed, and the result says so.
     small = cv2.resize(image, (image.shape[1] * 3 // 5, image.shape[0] * 3 // 5), interpolation=cv2.INTER_AREA)
@@ -282,6 +282,19 @@ def test_analysis_from_a_dataset_sample_uses_its_own_maps(data_dir: Path) -> Non
     assert set(analysis.sources.values()) <= {"dataset", "parsing"}
     assert analysis.body_parts is sample.body_parts and analysis.parsing is sample.parsing
     assert analysis.person_mask.shape == sample.person.shape[:2] and analysis.person_mask.dtype == bool
+
+
+def test_vitonhd_sample_with_its_decoded_densepose(data_dir: Path) -> None:
+    from fipviton.analysis.densepose import read_dataset_body_parts
+    from fipviton.analysis.person import analysis_from_sample
+
+    reader = open_dataset(require(data_dir / "vitonhd"))
+    pair = reader.pairs("test")[0]
+    parts = read_dataset_body_parts(reader, "test", pair)
+    assert parts is not None and parts.shape == (1024, 768)
+    assert (parts == BodyPart.TORSO).mean() > 0.05
+    analysis = analysis_from_sample(reader.load("test", pair), body_parts=parts)
+    assert analysis.sources["body_parts"] == "dataset" and analysis.sources["keypoints"] == "dataset"
 
 
 # ----- the analyze command -----

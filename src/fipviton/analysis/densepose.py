@@ -25,12 +25,16 @@ its DensePose indices), so a map of ours and a dataset's `image-densepose` look 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from fipviton.bodyparts import DENSEPOSE24_TO_PART, NUM_BODY_PARTS, BodyPart, densepose24_to_parts
 from fipviton.imageio import load_image, load_label_map
+
+if TYPE_CHECKING:
+    from fipviton.data import DatasetReader, PairEntry
 
 NUM_DENSEPOSE_PARTS = 24
 
@@ -143,6 +147,18 @@ def read_dense_index(path: str | Path) -> np.ndarray:
 def read_densepose_rgb(path: str | Path) -> np.ndarray:
     """Body-part map (H, W) uint8 from an `image-densepose/*.jpg` colour rendering (VITON-HD, DressCode)."""
     return decode_parts(load_image(path, name=Path(path).name))
+
+
+def read_dataset_body_parts(reader: DatasetReader, split: str, pair: PairEntry) -> np.ndarray | None:
+    """The dataset's own body-part map of a pair's person, or None: DressCode `dense/*_5.png` (index map) when
+    present, else an `image-densepose` colour rendering (VITON-HD, DressCode)."""
+    specs = {spec.role: spec for spec in reader.files(split, pair)}
+    dense, rendering = specs.get("body_parts"), specs.get("densepose_rgb")
+    if dense is not None and dense.path.is_file():
+        return read_dense_index(dense.path)
+    if rendering is not None and rendering.path.is_file():
+        return read_densepose_rgb(rendering.path)
+    return None
 
 
 def part_iou(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:

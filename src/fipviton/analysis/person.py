@@ -163,8 +163,9 @@ def analysis_from_sample(
 ) -> PersonAnalysis:
     """A `PersonAnalysis` of a dataset sample's person: its own maps where present, estimates elsewhere.
 
-    body_parts: an explicit body-part map (H, W) (e.g. `fipviton.analysis.densepose.read_densepose_rgb` of a
-                VITON-HD `image-densepose` file); otherwise the sample's own (DressCode `dense`) or derived.
+    body_parts: an explicit body-part map (H, W), e.g. `fipviton.analysis.densepose.read_dataset_body_parts`
+                (which also decodes VITON-HD `image-densepose`); otherwise the sample's own (DressCode `dense`),
+                or derived from parsing and keypoints.
     The parser (loaded when needed and `parser` is None) is only used for samples without a parsing; pose is
     only estimated for samples without keypoints.
     """
