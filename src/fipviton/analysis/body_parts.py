@@ -26,6 +26,11 @@ The body under clothes therefore comes from the skeleton: the torso under a shir
 region clipped to the garment, arms under sleeves follow their bones. Everything runs at a working
 resolution of at most `WORK_SIDE` pixels on the long side and is resized back (nearest) and clipped to the
 full-resolution silhouette.
+
+Measured against real DensePose, with the datasets' own parsing and keypoints (tests/test_analysis.py):
+mean part IoU 0.62 on the 10 DressCode samples with `dense` maps (torso 0.82, upper legs ~0.7, hands
+0.4-0.6), 0.68 on the 7 VITON-HD test samples against their decoded `image-densepose` (torso 0.83). With
+MediaPipe keypoints instead of the datasets' OpenPose ones the numbers are within 0.01.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ _RADIUS: dict[BodyPart, float] = {
 _ARM_PRIORITY = 0.45
 # The hand segment continues the forearm by this fraction of its length.
 _HAND_LENGTH = 0.2
+# Where the upper arm's capsule starts, as a fraction of the way from the shoulder to the elbow.
+_ARM_START = 0.1
 # The crotch lies this many body scales below the midpoint of the hips.
 _CROTCH = 0.2
 
@@ -163,7 +170,9 @@ def _part_shapes(keypoints: np.ndarray, scale: float, shape: tuple[int, int]) ->
         "RIGHT": (_K.RIGHT_SHOULDER, _K.RIGHT_ELBOW, _K.RIGHT_WRIST, _K.RIGHT_HIP, _K.RIGHT_KNEE, _K.RIGHT_ANKLE),
         "LEFT": (_K.LEFT_SHOULDER, _K.LEFT_ELBOW, _K.LEFT_WRIST, _K.LEFT_HIP, _K.LEFT_KNEE, _K.LEFT_ANKLE),
     }.items():
-        seg(BodyPart[f"{side}_UPPER_ARM"], p[sh], p[el])
+        if p[sh] is not None and p[el] is not None:
+            # DensePose's torso covers the shoulder cap: the upper arm starts a little below the joint.
+            seg(BodyPart[f"{side}_UPPER_ARM"], p[sh] + _ARM_START * (p[el] - p[sh]), p[el])
         if p[wr] is None and p[sh] is not None and p[el] is not None:
             # Wrist outside the photo or unsure: the forearm continues the upper arm (a straight arm).
             seg(BodyPart[f"{side}_LOWER_ARM"], p[el], p[el] + (p[el] - p[sh]))
