@@ -140,7 +140,8 @@ def garment_mask(image: np.ndarray, return_background: bool = False) -> np.ndarr
         # taken to fill the whole photo, as the datasets' masks do for such crops.
         full = np.ones((h, w), dtype=bool)
         return (full, background_rgb) if return_background else full
-    dist = np.abs(image.astype(np.int16) - background_rgb.astype(np.int16)).max(axis=2).astype(np.float32)
+    diff = cv2.absdiff(image, np.full_like(image, background_rgb))
+    dist = np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2]).astype(np.float32)
     # Border noise: the spread of the border's distances, ignoring the garment where it touches the edge.
     border_dist = np.abs(border_rgb.astype(np.int16) - background_rgb.astype(np.int16)).max(axis=1)
     noise = float(np.percentile(border_dist, 75))
