@@ -1,0 +1,219 @@
+"""The warping module: network, flow utilities, perceptual loss, training, evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import require
+from fipviton.warp import WarpConfig, WarpNet, upsample_flow, warp_high_res
+from fipviton.warp.conditioning import PERSON_CHANNELS, person_conditioning, pose_heatmaps
+from fipviton.warp.flow import total_variation, warp
+
+
+def _inputs(config: WarpConfig, batch: int = 2, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    height, width = config.size
+    garment = torch.rand(batch, 3, height, width, generator=generator) * 2 - 1
+    mask = (torch.rand(batch, 1, height, width, generator=generator) > 0.3).float()
+    person = torch.rand(batch, PERSON_CHANNELS, height, width, generator=generator)
+    return garment, mask, person
+
+
+def test_identity_flow_reproduces_garment_at_any_resolution() -> None:
+    garment = torch.rand(1, 3, 256, 192) * 2 - 1
+    flow = torch.zeros(1, 2, 32, 24)  # the identity, predicted at a low resolution
+    warped, mask = warp_high_res(garment, torch.ones(1, 1, 256, 192), flow, (256, 192))
+    assert torch.allclose(warped, garment, atol=1e-5)
+    assert torch.allclose(mask, torch.ones_like(mask))
+    # A constant shift is still a constant shift after upsampling (offsets are normalised).
+    shift = torch.zeros(1, 2, 8, 6)
+    shift[:, 0] = 2 / 192  # one pixel at 192 wide
+    shifted = warp(garment, upsample_flow(shift, (256, 192)))
+    assert torch.allclose(shifted[..., :-1], garment[..., 1:], atol=1e-5)
+
+
+def test_outputs_shapes_and_ranges() -> None:
+    config = WarpConfig.preset("tiny")
+    model = WarpNet(config).eval()
+    garment, mask, person = _inputs(config)
+    with torch.no_grad():
+        out = model(garment, mask, person, size=(128, 96))
+    assert out.garment.shape == (2, 3, 128, 96)
+    assert out.mask.shape == (2, 1, 128, 96)
+    assert out.flow.shape == (2, 2, 128, 96)
+    assert out.garment.min() >= -1 - 1e-5 and out.garment.max() <= 1 + 1e-5
+    assert out.mask.min() >= 0 and out.mask.max() <= 1
+    # Untrained, the flow is the identity: the coarse-to-fine heads start at zero.
+    assert out.flow.abs().max() == 0
+    assert len(out.flows) == len(config.channels)
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    config = WarpConfig.preset("tiny")
+    torch.manual_seed(0)
+    model = WarpNet(config)
+    with torch.no_grad():  # non-trivial weights everywhere, including the zero-initialised flow heads
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    model.eval()
+    model.save_pretrained(tmp_path / "warp")
+    assert {p.name for p in (tmp_path / "warp").iterdir()} == {"config.json", "model.safetensors"}
+    loaded = WarpNet.from_pretrained(tmp_path / "warp")
+    assert loaded.config == model.config
+    garment, mask, person = _inputs(config)
+    with torch.no_grad():
+        a = model(garment, mask, person)
+        b = loaded(garment, mask, person)
+    assert a.flow.abs().max() > 0
+    for x, y in ((a.garment, b.garment), (a.mask, b.mask), (a.flow, b.flow)):
+        assert torch.equal(x, y)
+
+
+def test_from_pretrained_errors(tmp_path: Path) -> None:
+    from fipviton.errors import WeightsError
+
+    with pytest.raises(WeightsError):
+        WarpNet.from_pretrained(tmp_path)
+    WarpNet(WarpConfig.preset("tiny")).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["channels"] = [8, 16, 16, 64]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError):
+        WarpNet.from_pretrained(tmp_path)
+
+
+def test_no_cross_attention_switch_changes_parameters_not_shapes() -> None:
+    with_attention = WarpNet(WarpConfig.preset("tiny"))
+    config = WarpConfig.preset("tiny")
+    config.cross_attention = False
+    without = WarpNet(config)
+    names_with = {name for name, _ in with_attention.named_parameters()}
+    names_without = {name for name, _ in without.named_parameters()}
+    assert names_without < names_with
+    assert all(name.startswith("attention.") for name in names_with - names_without)
+    garment, mask, person = _inputs(config)
+    with torch.no_grad():
+        a, b = with_attention(garment, mask, person), without(garment, mask, person)
+    assert a.garment.shape == b.garment.shape and a.mask.shape == b.mask.shape and a.flow.shape == b.flow.shape
+
+
+def test_conditioning_maps() -> None:
+    keypoints = torch.zeros(1, 18, 3)
+    keypoints[0, 1] = torch.tensor([0.5, 0.25, 1.0])  # the neck, present
+    heatmaps = pose_heatmaps(keypoints, (64, 48))
+    assert heatmaps.shape == (1, 18, 64, 48)
+    assert heatmaps[0, 0].max() == 0  # a missing point gives an empty map
+    peak = torch.nonzero(heatmaps[0, 1] == heatmaps[0, 1].max())[0]
+    assert abs(int(peak[0]) - 16) <= 1 and abs(int(peak[1]) - 24) <= 1
+    parts = torch.randint(0, 15, (1, 128, 96))
+    parsing = torch.randint(0, 13, (1, 128, 96))
+    person = person_conditioning(parts, parsing, keypoints, (64, 48))
+    assert person.shape == (1, PERSON_CHANNELS, 64, 48)
+    assert torch.allclose(person[:, :15].sum(1), torch.ones(1, 64, 48))
+
+
+def test_total_variation_is_zero_for_a_constant_flow() -> None:
+    assert float(total_variation(torch.full((1, 2, 8, 6), 0.3))) == 0.0
+    assert float(total_variation(torch.randn(1, 2, 8, 6))) > 0
+
+
+def test_stlpips_vgg_weights_load_without_the_package() -> None:
+    import sys
+
+    from fipviton.losses.perceptual import STLPIPS, PerceptualLoss, VGG16Features
+
+    pytest.importorskip("torch")
+    try:
+        metric = STLPIPS(num_layers=3)
+    except Exception as exc:  # pragma: no cover - only where stlpips-pytorch is not installed
+        pytest.skip(f"ST-LPIPS weights unavailable: {exc}")
+    assert "stlpips_pytorch" not in sys.modules  # the weight file is read, the package never imported
+    assert "torchvision" not in sys.modules
+    image = torch.rand(1, 3, 64, 48) * 2 - 1
+    features = metric.features(image)
+    assert [f.shape[1] for f in features] == [64, 128, 256]
+    assert not any(p.requires_grad for p in metric.parameters())
+    same = metric(image, image)
+    noisy = metric(image, (image + 0.3 * torch.randn_like(image)).clamp(-1, 1))
+    assert float(same) == 0.0 and float(noisy) > 0.005
+    prediction = image.clone().requires_grad_(True)
+    loss = PerceptualLoss(metric=metric)(prediction, torch.zeros_like(image))
+    loss.backward()
+    assert prediction.grad is not None and prediction.grad.abs().sum() > 0
+    assert isinstance(metric.features, VGG16Features)
+
+
+def _viton(data_dir: Path) -> Path:
+    return require(data_dir / "viton_resize" / "train" / "image")
+
+
+@pytest.mark.slow
+def test_tiny_training_reduces_the_loss(data_dir: Path, tmp_path: Path) -> None:
+    from fipviton.training.warp import WarpTrainArgs, to_network_size, train_warp
+    from fipviton.warp.cache import WarpCache, build_cache
+    from fipviton.warp.losses import WarpLoss, WarpLossWeights
+
+    _viton(data_dir)
+    root = data_dir / "viton_resize"
+    cache = build_cache(root, "train", cache_root=tmp_path / "cache", limit=8)
+    dataset = WarpCache(cache)
+    batch = WarpCache.collate([dataset[i] for i in range(8)])
+    config = WarpConfig.preset("tiny")
+    net_batch = to_network_size(batch, tuple(config.size))
+    loss_fn = WarpLoss(WarpLossWeights(perceptual=0.0))
+
+    def loss_of(model: WarpNet) -> float:
+        model.eval()
+        with torch.no_grad():
+            out = model(net_batch.garment, net_batch.garment_mask, net_batch.person_input)
+            return loss_fn(out, net_batch.garment_mask, net_batch.person, net_batch.region)[1]["total"]
+
+    torch.manual_seed(0)
+    before = loss_of(WarpNet(config))  # the same initialisation as the run (seed 0)
+    args = WarpTrainArgs(
+        data=root,
+        out=tmp_path / "run",
+        steps=40,
+        batch_size=4,
+        lr=3e-3,
+        warmup=5,
+        preset="tiny",
+        limit=8,
+        cache_root=tmp_path / "cache",
+        log_every=10,
+        sample_every=40,
+        ckpt_every=20,
+        threads=1,
+        perceptual_samples=1,
+        flip=False,
+    )
+    trained = train_warp(args)
+    after = loss_of(trained)
+    assert after < 0.8 * before, (before, after)
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+    assert len(list((tmp_path / "run" / "checkpoints").iterdir())) >= 1
+    # Resuming at the last step does nothing more and keeps the weights.
+    args.resume = True
+    resumed = train_warp(args)
+    assert torch.equal(resumed.state_dict()["decoder.0.flow.weight"], trained.state_dict()["decoder.0.flow.weight"])
+
+
+@pytest.mark.slow
+def test_eval_cli_model_and_box_baseline(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from fipviton.cli import main
+
+    require(data_dir / "viton_resize" / "test" / "image")
+    WarpNet(WarpConfig.preset("tiny")).save_pretrained(tmp_path / "weights")
+    common = ["--data", str(data_dir / "viton_resize"), "--limit", "3", "--json", "--cache-root", str(tmp_path)]
+    assert main(["eval", "warp", *common, "--weights", str(tmp_path / "weights")]) == 0
+    model = json.loads(capsys.readouterr().out)
+    assert main(["eval", "warp", *common, "--baseline", "box"]) == 0
+    box = json.loads(capsys.readouterr().out)
+    for result in (model, box):
+        assert result["count"] == 3
+        assert 0 <= result["mask_iou"] <= 1 and 0 <= result["ssim"] <= 1
+    assert box["mask_iou"] > 0.4  # the garment resized into the target box overlaps it well
