@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from fipviton.analysis.body_parts import derive_body_parts
     from fipviton.analysis.garment import garment_mask
     from fipviton.analysis.parser import HumanParser, ParserConfig
-    from fipviton.analysis.person import PARSE_MAX_SIDE, analyze_person, parse_at_most
+    from fipviton.analysis.person import analyze_person, parse_photo
     from fipviton.analysis.pose import estimate_pose
     from fipviton.errors import NoPersonError, WeightsError
     from fipviton.imageio import load_image
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         "steps": {},
     }
     steps: dict[str, dict[str, float]] = report["steps"]  # type: ignore[assignment]
-    steps["parser_at_512"] = _time(lambda: parse_at_most(human_parser, image, PARSE_MAX_SIDE), args.repeat)
-    steps["parser_full_size"] = _time(lambda: human_parser.parse(image), max(3, args.repeat // 4))
+    steps["parser"] = _time(lambda: parse_photo(human_parser, image), args.repeat)
+    steps["parser_own_parse"] = _time(lambda: human_parser.parse(image), max(3, args.repeat // 4))
     try:
         result = estimate_pose(image)
     except NoPersonError:

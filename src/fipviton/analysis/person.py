@@ -61,11 +61,6 @@ class PersonAnalysis:
         return self.parsing.shape[0], self.parsing.shape[1]
 
 
-# The parser sees 256x192 whatever the photo; most of `parse`'s time on a large photo goes into resizing
-# its 13-channel logits to full size. Parsing a copy of at most this long side and resizing the labels
-# (nearest) costs ~4x less on a 1024x768 photo, for borders that are at most 2 px coarser.
-PARSE_MAX_SIDE = 512
-
 _PARSER_LOCK = threading.Lock()
 _PARSERS: dict[str, HumanParser] = {}
 
@@ -84,14 +79,29 @@ def load_parser(weights: str | Path | None = None) -> HumanParser:
         return _PARSERS[key]
 
 
-def parse_at_most(parser: HumanParser, image: np.ndarray, max_side: int = PARSE_MAX_SIDE) -> np.ndarray:
-    """Internal labels (H, W) uint8 of an RGB photo (H, W, 3), parsed at a long side of at most `max_side`."""
+def parse_photo(parser: HumanParser, image: np.ndarray) -> np.ndarray:
+    """Internal labels (H, W) uint8 of an RGB photo (H, W, 3) of any size, at full resolution.
+
+    The parser sees its input size (256x192) whatever the photo. Its own `parse` resizes the 13-channel
+    logits to the photo's size in torch and takes the argmax over channels there, which costs ~0.5 s for a
+    1024x768 photo on this CPU. Here the photo is shrunk to fit the input size first, and the logits are
+    resized with OpenCV and reduced channels-last: the same bilinear logits, ~6x faster.
+    """
     h, w = image.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1.0:
-        return parser.parse(image)
-    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    return cv2.resize(parser.parse(small), (w, h), interpolation=cv2.INTER_NEAREST)
+    th, tw = parser.config.input_size
+    scale = min(th / h, tw / w)
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    else:
+        small = image
+    logits = parser.predict_logits([small])[0]  # (labels, h', w') at the small image's size
+    channels_last = np.ascontiguousarray(logits.numpy().transpose(1, 2, 0))
+    if channels_last.shape[:2] != (h, w):
+        channels_last = cv2.resize(channels_last, (w, h), interpolation=cv2.INTER_LINEAR)
+    if channels_last.ndim == 2:  # OpenCV drops a single channel axis
+        channels_last = channels_last[..., None]
+    return channels_last.argmax(axis=2).astype(np.uint8)
 
 
 def face_box_from_parsing(parsing: np.ndarray) -> Box | None:
@@ -131,7 +141,7 @@ def analyze_person(
     if parser is None:
         parser = load_parser()
     pose = estimate_pose(image, category)
-    parsing = parse_at_most(parser, image, PARSE_MAX_SIDE)
+    parsing = parse_photo(parser, image)
     if pose.people > 1:
         parsing = _restrict_to_person(parsing, pose.person_mask)
     body_parts = derive_body_parts(parsing, pose.keypoints, pose.person_mask)
@@ -185,7 +195,7 @@ def analysis_from_sample(
         parsing = sample.parsing
         sources["parsing"] = "dataset"
     else:
-        parsing = parse_at_most(parser or load_parser(), image, PARSE_MAX_SIDE)
+        parsing = parse_photo(parser or load_parser(), image)
         sources["parsing"] = "parser"
     if body_parts is not None:
         parts, sources["body_parts"] = body_parts, "dataset"
