@@ -118,7 +118,7 @@ def face_box_from_parsing(parsing: np.ndarray) -> Box | None:
 
 
 def _restrict_to_person(parsing: np.ndarray, person_mask: np.ndarray) -> np.ndarray:
-    """Parsing with labels far from the analysed person's mask set to background (other people)."""
+    """Parsing (H, W) with labels farther than 2 % of the image size from the person mask set to background."""
     h, w = person_mask.shape
     radius = max(3, round(0.02 * max(h, w)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
@@ -142,8 +142,8 @@ def analyze_person(
         parser = load_parser()
     pose = estimate_pose(image, category)
     parsing = parse_photo(parser, image)
-    if pose.people > 1:
-        parsing = _restrict_to_person(parsing, pose.person_mask)
+    # Labels far from MediaPipe's silhouette are parser mistakes on the background, or other people.
+    parsing = _restrict_to_person(parsing, pose.person_mask)
     body_parts = derive_body_parts(parsing, pose.keypoints, pose.person_mask)
     face_box = pose.face_box
     face_source = "mediapipe"
