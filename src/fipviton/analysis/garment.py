@@ -27,6 +27,7 @@ garment from the human parser when one is given.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -200,7 +201,14 @@ def analyze_garment(
     h, w = mask.shape
     if detect_person and _shows_person(image):
         if parser is not None:
-            parsing = parser.parse(image)
+            from fipviton.analysis.person import parse_photo, restrict_to_person
+            from fipviton.analysis.pose import estimate_pose
+            from fipviton.errors import NoPersonError
+
+            parsing = parse_photo(parser, image)
+            # Without a body (a close-up of a face), the parsing stays as it is.
+            with contextlib.suppress(NoPersonError):
+                parsing = restrict_to_person(parsing, estimate_pose(image, category=None).person_mask)
             mask = _largest_components(np.isin(parsing, [int(v) for v in _CATEGORY_LABELS[category]]))
             warnings.append("the garment photo shows a person: the garment mask comes from the human parser")
         else:

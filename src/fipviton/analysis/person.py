@@ -117,7 +117,7 @@ def face_box_from_parsing(parsing: np.ndarray) -> Box | None:
     return (x, y, x + w, y + h)
 
 
-def _restrict_to_person(parsing: np.ndarray, person_mask: np.ndarray) -> np.ndarray:
+def restrict_to_person(parsing: np.ndarray, person_mask: np.ndarray) -> np.ndarray:
     """Parsing (H, W) with labels farther than 2 % of the image size from the person mask set to background."""
     h, w = person_mask.shape
     radius = max(3, round(0.02 * max(h, w)))
@@ -143,7 +143,7 @@ def analyze_person(
     pose = estimate_pose(image, category)
     parsing = parse_photo(parser, image)
     # Labels far from MediaPipe's silhouette are parser mistakes on the background, or other people.
-    parsing = _restrict_to_person(parsing, pose.person_mask)
+    parsing = restrict_to_person(parsing, pose.person_mask)
     body_parts = derive_body_parts(parsing, pose.keypoints, pose.person_mask)
     face_box = pose.face_box
     face_source = "mediapipe"
