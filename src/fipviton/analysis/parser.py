@@ -258,11 +258,9 @@ class HumanParser(nn.Module):
         return padded, (top, 0, h, w)
 
     @torch.inference_mode()
-    def predict_logits(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        """Per-photo logits at the photo's own size: list of (num_labels, H_i, W_i) float32 tensors (CPU).
-
-        images: RGB uint8 (H_i, W_i, 3) arrays of any size (each is letterboxed and resized to the input size).
-        """
+    def _network_logits(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[tuple]]:
+        """Letterbox + resize each photo, run the network once: (B, C, h, w) float32 logits and per-photo boxes
+        ((top, left, H, W) of the photo inside its padded frame, (padded H, padded W))."""
         import cv2
 
         th, tw = self.config.input_size
@@ -277,18 +275,48 @@ class HumanParser(nn.Module):
         x = torch.from_numpy(np.stack(batch)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         x = x.contiguous(memory_format=torch.channels_last)
         was_training = self.training
-        self.eval()
-        logits = self(x).float()
-        self.train(was_training)
+        if was_training:  # toggling walks every submodule: only do it when needed
+            self.eval()
+        logits = self(x).float().contiguous()  # NCHW: argmax over channels is 10x slower on channels_last
+        if was_training:
+            self.train()
+        return logits, boxes
+
+    @torch.inference_mode()
+    def predict_logits(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Per-photo logits at the photo's own size: list of (num_labels, H_i, W_i) float32 tensors (CPU).
+
+        images: RGB uint8 (H_i, W_i, 3) arrays of any size (each is letterboxed and resized to the input size).
+        Upsampling every class to a large photo is slow (~0.5 s at 1024x768); `parse_batch` avoids it.
+        """
+        logits, boxes = self._network_logits(images)
         out = []
         for one, ((top, left, h, w), (ph, pw)) in zip(logits, boxes, strict=True):
             full = F.interpolate(one[None], size=(ph, pw), mode="bilinear", align_corners=False)[0]
             out.append(full[:, top : top + h, left : left + w].cpu())
         return out
 
+    @torch.inference_mode()
     def parse_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Parse several photos in one network call: a list of (H_i, W_i) uint8 internal-label maps."""
-        return [logits.argmax(0).to(torch.uint8).numpy() for logits in self.predict_logits(images)]
+        """Parse several photos in one network call: a list of (H_i, W_i) uint8 internal-label maps.
+
+        Logits are upsampled bilinearly to at most twice the network's input size, and the labels from there
+        to the photo's size with nearest neighbour: the same labels as full-size logits up to a pixel or two on
+        boundaries, ~20x cheaper for a 1024x768 photo.
+        """
+        import cv2
+
+        th, tw = self.config.input_size
+        logits, boxes = self._network_logits(images)
+        out = []
+        for one, ((top, left, h, w), (ph, pw)) in zip(logits, boxes, strict=True):
+            mid = (min(ph, 2 * th), min(pw, 2 * tw))
+            labels = F.interpolate(one[None], size=mid, mode="bilinear", align_corners=False)[0].argmax(0)
+            labels = labels.to(torch.uint8).cpu().numpy()
+            if mid != (ph, pw):
+                labels = cv2.resize(labels, (pw, ph), interpolation=cv2.INTER_NEAREST)
+            out.append(np.ascontiguousarray(labels[top : top + h, left : left + w]))
+        return out
 
     def parse(self, image: np.ndarray) -> np.ndarray:
         """Parse one RGB uint8 (H, W, 3) photo into an (H, W) uint8 internal-label map (`fipviton.labels`)."""
