@@ -52,7 +52,7 @@ _L = Label
 # Capsule radius of each part, in units of the body scale (shoulder width), tuned on DressCode `dense`.
 _RADIUS: dict[BodyPart, float] = {
     _P.TORSO: 0.22,
-    _P.HEAD: 0.4,
+    _P.HEAD: 0.3,
     _P.RIGHT_UPPER_ARM: 0.16,
     _P.LEFT_UPPER_ARM: 0.16,
     _P.RIGHT_LOWER_ARM: 0.13,
