@@ -1,4 +1,4 @@
-"""`fipviton eval parser --data DIR [--split test] [--limit N] [--json] [--weights DIR]`: human-parser mIoU.
+"""`fipviton eval parser --data DIR [--split test[,train]] [--limit N] [--json] [--weights DIR]`: human-parser mIoU.
 
 Runs the parser on every person image of a split (at the image's own resolution: the parser letterboxes
 and resizes internally) and compares with the dataset's parsing mapped to internal labels. The confusion
@@ -23,7 +23,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         description="Mean IoU, per-class IoU and pixel accuracy of the human parser on a dataset's parse maps.",
     )
     parser.add_argument("--data", type=Path, required=True, help="dataset folder (viton_resize, vitonhd, dresscode)")
-    parser.add_argument("--split", default="test", help="split to evaluate (default test)")
+    parser.add_argument("--split", default="test", help="split(s) to evaluate, comma-separated (default test)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N person images")
     parser.add_argument("--weights", type=Path, default=None, help="parser weights folder (default: shipped)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -49,22 +49,25 @@ def run_eval_parser(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     reader = open_dataset(args.data)
-    if args.split not in reader.splits():
-        raise DatasetError(f"{args.data}: no split {args.split!r} (has {', '.join(reader.splits())})")
-    pairs, seen = [], set()
-    for pair in reader.pairs(args.split, paired=True):
-        if pair.person not in seen:
-            seen.add(pair.person)
-            pairs.append(pair)
+    splits = [name.strip() for name in args.split.split(",") if name.strip()]
+    pairs = []
+    for split in splits:
+        if split not in reader.splits():
+            raise DatasetError(f"{args.data}: no split {split!r} (has {', '.join(reader.splits())})")
+        seen = set()
+        for pair in reader.pairs(split, paired=True):
+            if pair.person not in seen:
+                seen.add(pair.person)
+                pairs.append((split, pair))
     pairs = pairs[: args.limit] if args.limit else pairs
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = HumanParser.from_pretrained(args.weights, device=device)
 
     def samples():
-        for pair in pairs:
-            sample = reader.load(args.split, pair)
+        for split, pair in pairs:
+            sample = reader.load(split, pair)
             if sample.parsing is None:
-                raise DatasetError(f"{args.data} {args.split} {pair.person}: no parsing map")
+                raise DatasetError(f"{args.data} {split} {pair.person}: no parsing map")
             yield sample.person, sample.parsing
 
     def progress(done: int) -> None:
