@@ -263,6 +263,14 @@ def infinite_batches(n: int, batch_size: int, rng: np.random.Generator) -> Itera
             yield order[start : start + batch_size]
 
 
+def weighted_batches(weights: np.ndarray, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Index batches drawn with probability proportional to `weights` (N,), without repeats inside a batch."""
+    p = np.asarray(weights, dtype=np.float64)
+    p = p / p.sum()
+    while True:
+        yield rng.choice(len(p), size=batch_size, replace=False, p=p)
+
+
 def set_threads(num_threads: int | None) -> None:
     """Limit intra-op CPU threads (None keeps torch's default)."""
     if num_threads:

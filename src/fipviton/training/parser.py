@@ -28,11 +28,11 @@ from fipviton.training.common import (
     StopFlag,
     Throughput,
     cosine_lr,
-    infinite_batches,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
     set_threads,
+    weighted_batches,
 )
 
 
@@ -60,6 +60,7 @@ class TrainOptions:
     threads: int | None = None
     mixed_precision: str = "no"
     background_p: float = 0.5
+    rare_boost: float = 8.0  # images with rare classes (legs, shoes, accessories) are drawn up to this much more
     low_res_until: int = 0  # steps before this one train at half the input size (4x cheaper), then full size
 
 
@@ -187,6 +188,16 @@ def class_weights(labels: np.ndarray, num_classes: int = NUM_LABELS) -> torch.Te
     return torch.from_numpy(np.clip(weights, 0.3, 5.0)).float()
 
 
+def image_weights(labels: np.ndarray, num_classes: int = NUM_LABELS, most: float = 8.0) -> np.ndarray:
+    """(N,) sampling weights: an image weighs sqrt(median images per class / images with class c) for its
+    rarest class c, clipped to [1, most], so that the few images with shoes or bags are seen more often."""
+    present = np.stack([(labels == c).any((1, 2)) for c in range(num_classes)], 1)  # (N, C)
+    images_per_class = present.sum(0).astype(np.float64)
+    median = np.median(images_per_class[images_per_class > 0])
+    rarity = np.clip(np.sqrt(median / np.maximum(images_per_class, 1)), 1.0, most)
+    return np.where(present, rarity[None], 1.0).max(1)
+
+
 def parser_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, dice_weight: float) -> torch.Tensor:
     """Weighted cross-entropy + `dice_weight` * (1 - mean soft Dice over classes present in the batch)."""
     logits = logits.float().contiguous()
@@ -290,7 +301,8 @@ def train(opts: TrainOptions) -> HumanParser:
 
     meta = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}}
     meta["config"] = config.to_dict()
-    batches = infinite_batches(len(images), opts.batch_size, rng)
+    sample_weights = image_weights(labels, most=opts.rare_boost) if opts.rare_boost > 1 else np.ones(len(labels))
+    batches = weighted_batches(sample_weights, opts.batch_size, rng)
     meter = Throughput()
     running, running_n = 0.0, 0
     train_start = time.perf_counter()
