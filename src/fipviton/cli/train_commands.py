@@ -25,6 +25,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument(
         "--low-res-until", type=int, default=0, help="train at half the input size before this step (default 0)"
     )
+    parser.add_argument(
+        "--rare-boost", type=float, default=8.0, help="oversample images with rare classes up to this factor"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--cache", type=Path, default=Path("cache"), help="folder for decoded arrays (default cache)")
@@ -32,8 +35,18 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--val-every", type=int, default=250)
     parser.add_argument("--val-count", type=int, default=200, help="held-out test images for quick validation")
     parser.add_argument("--ckpt-every", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
-    parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default="no")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: torch's choice; on a shared CPU 1 avoids OpenMP spin-waiting)",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=["no", "bf16", "fp16"],
+        default="no",
+        help="autocast dtype (default no: on CPU, bf16 autocast made this depthwise network ~8x slower)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run_train_parser)
 
@@ -57,6 +70,7 @@ def run_train_parser(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         resume=args.resume,
         low_res_until=args.low_res_until,
+        rare_boost=args.rare_boost,
         limit=args.limit,
         cache=args.cache,
         log_every=args.log_every,
