@@ -35,6 +35,17 @@ def test_forward_shape_and_parse_any_size() -> None:
         model.parse(np.zeros((10, 10), dtype=np.uint8))
 
 
+def test_flip_averaging_is_mirror_consistent() -> None:
+    model = _tiny()
+    image = np.random.default_rng(1).integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    direct = model.predict_logits([image], flip=True)[0]
+    mirrored = model.predict_logits([np.ascontiguousarray(image[:, ::-1])], flip=True)[0]
+    swap = list(range(NUM_LABELS))
+    swap[Label.LEFT_ARM], swap[Label.RIGHT_ARM] = Label.RIGHT_ARM, Label.LEFT_ARM
+    swap[Label.LEFT_LEG], swap[Label.RIGHT_LEG] = Label.RIGHT_LEG, Label.LEFT_LEG
+    assert torch.allclose(direct, mirrored.flip(-1)[swap], atol=1e-4)
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
     model = _tiny()
     # Non-trivial BN statistics, so that buffers are part of the round trip.

@@ -24,7 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from fipviton.errors import WeightsError
-from fipviton.labels import NUM_LABELS
+from fipviton.labels import FLIP_SWAP, NUM_LABELS
+
+# Output channel order of a mirrored prediction: left and right limbs exchanged.
+_FLIP_CHANNELS = list(range(NUM_LABELS))
+for _left, _right in FLIP_SWAP:
+    _FLIP_CHANNELS[_left], _FLIP_CHANNELS[_right] = int(_right), int(_left)
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -258,9 +263,10 @@ class HumanParser(nn.Module):
         return padded, (top, 0, h, w)
 
     @torch.inference_mode()
-    def _network_logits(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[tuple]]:
+    def _network_logits(self, images: Sequence[np.ndarray], flip: bool = False) -> tuple[torch.Tensor, list[tuple]]:
         """Letterbox + resize each photo, run the network once: (B, C, h, w) float32 logits and per-photo boxes
-        ((top, left, H, W) of the photo inside its padded frame, (padded H, padded W))."""
+        ((top, left, H, W) of the photo inside its padded frame, (padded H, padded W)). `flip` averages with
+        the prediction on the mirrored photo (left/right labels swapped back): twice the network cost."""
         import cv2
 
         th, tw = self.config.input_size
@@ -278,18 +284,22 @@ class HumanParser(nn.Module):
         if was_training:  # toggling walks every submodule: only do it when needed
             self.eval()
         logits = self(x).float().contiguous()  # NCHW: argmax over channels is 10x slower on channels_last
+        if flip:
+            mirrored = self(x.flip(-1)).float().flip(-1)
+            logits = 0.5 * (logits + mirrored[:, _FLIP_CHANNELS].contiguous())
         if was_training:
             self.train()
         return logits, boxes
 
     @torch.inference_mode()
-    def predict_logits(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
+    def predict_logits(self, images: Sequence[np.ndarray], flip: bool = False) -> list[torch.Tensor]:
         """Per-photo logits at the photo's own size: list of (num_labels, H_i, W_i) float32 tensors (CPU).
 
         images: RGB uint8 (H_i, W_i, 3) arrays of any size (each is letterboxed and resized to the input size).
         Upsampling every class to a large photo is slow (~0.5 s at 1024x768); `parse_batch` avoids it.
+        flip: also predict on the mirrored photo and average (test-time augmentation, 2x the network cost).
         """
-        logits, boxes = self._network_logits(images)
+        logits, boxes = self._network_logits(images, flip)
         out = []
         for one, ((top, left, h, w), (ph, pw)) in zip(logits, boxes, strict=True):
             full = F.interpolate(one[None], size=(ph, pw), mode="bilinear", align_corners=False)[0]
@@ -297,17 +307,17 @@ class HumanParser(nn.Module):
         return out
 
     @torch.inference_mode()
-    def parse_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def parse_batch(self, images: Sequence[np.ndarray], flip: bool = False) -> list[np.ndarray]:
         """Parse several photos in one network call: a list of (H_i, W_i) uint8 internal-label maps.
 
         Logits are upsampled bilinearly to at most twice the network's input size, and the labels from there
         to the photo's size with nearest neighbour: the same labels as full-size logits up to a pixel or two on
-        boundaries, ~20x cheaper for a 1024x768 photo.
+        boundaries, ~20x cheaper for a 1024x768 photo. `flip`: as in `predict_logits`.
         """
         import cv2
 
         th, tw = self.config.input_size
-        logits, boxes = self._network_logits(images)
+        logits, boxes = self._network_logits(images, flip)
         out = []
         for one, ((top, left, h, w), (ph, pw)) in zip(logits, boxes, strict=True):
             mid = (min(ph, 2 * th), min(pw, 2 * tw))
@@ -318,9 +328,9 @@ class HumanParser(nn.Module):
             out.append(np.ascontiguousarray(labels[top : top + h, left : left + w]))
         return out
 
-    def parse(self, image: np.ndarray) -> np.ndarray:
+    def parse(self, image: np.ndarray, flip: bool = False) -> np.ndarray:
         """Parse one RGB uint8 (H, W, 3) photo into an (H, W) uint8 internal-label map (`fipviton.labels`)."""
-        return self.parse_batch([image])[0]
+        return self.parse_batch([image], flip)[0]
 
 
 def count_parameters(model: nn.Module) -> int:

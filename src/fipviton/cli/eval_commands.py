@@ -28,6 +28,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--weights", type=Path, default=None, help="parser weights folder (default: shipped)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--flip", action="store_true", help="test-time flip averaging (2x the network cost)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(func=run_eval_parser)
 
@@ -75,7 +76,11 @@ def run_eval_parser(args: argparse.Namespace) -> int:
             print(f"\r{done}/{len(pairs)} images", end="" if done < len(pairs) else "\n", file=sys.stderr)
 
     start = time.perf_counter()
-    report = evaluate_segmenter(model.parse_batch, samples(), NUM_LABELS, LABEL_NAMES, args.batch_size, progress)
+
+    def predict(images: list) -> list:
+        return model.parse_batch(images, flip=args.flip)
+
+    report = evaluate_segmenter(predict, samples(), NUM_LABELS, LABEL_NAMES, args.batch_size, progress)
     seconds = time.perf_counter() - start
     if args.json:
         result = report.to_dict()
@@ -83,6 +88,7 @@ def run_eval_parser(args: argparse.Namespace) -> int:
             dataset=str(args.data),
             split=args.split,
             weights=str(args.weights) if args.weights else "shipped",
+            flip=args.flip,
             seconds=round(seconds, 1),
         )
         print(json.dumps(result, indent=2))
