@@ -17,7 +17,7 @@ Assignment, per pixel of the silhouette (any non-background parsing label, or th
   includes the neck); shoes are the foot of the nearer ankle;
 - garment, accessory and unlabelled person pixels go to the part with the smallest normalised distance
   (distance to the part's shape / its radius), among the parts that garment can cover (an upper garment:
-  torso and arms; a bottom: torso and legs; a dress: all but the head). Pixels farther than one radius from
+  torso, arms and thighs; a bottom: torso and legs; a dress: all but the head). Pixels farther than one radius from
   every allowed part are background: like DensePose, the map covers the body, not a loose skirt or a bag.
   Arms get a small advantage over the torso (`_ARM_PRIORITY`), because an arm in front of the body is what
   the camera sees.
@@ -88,7 +88,8 @@ _ALLOWED: dict[Label, set[BodyPart]] = {
     _L.HAIR: {_P.HEAD, _P.TORSO} | _ARMS,  # long hair lies on the shoulders and the back
     _L.FACE: {_P.HEAD},
     _L.NECK: {_P.HEAD},
-    _L.UPPER: {_P.TORSO} | _ARMS,
+    # Thighs too: long tops and coats reach them, and parsers confuse tops and trousers.
+    _L.UPPER: {_P.TORSO, _P.RIGHT_UPPER_LEG, _P.LEFT_UPPER_LEG} | _ARMS,
     _L.DRESS: _ALL - {_P.HEAD},
     _L.BOTTOM: {_P.TORSO} | _LEGS,
     _L.LEFT_ARM: {_P.LEFT_UPPER_ARM, _P.LEFT_LOWER_ARM, _P.LEFT_HAND},
