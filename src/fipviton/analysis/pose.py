@@ -234,7 +234,7 @@ def estimate_pose(image: np.ndarray, category: Category | str | None = Category.
     keypoints[:, 0] += offset[0] * (keypoints[:, 2] > 0)
     keypoints[:, 1] += offset[1] * (keypoints[:, 2] > 0)
     inside = (keypoints[:, 0] >= 0) & (keypoints[:, 0] <= w - 1) & (keypoints[:, 1] >= 0) & (keypoints[:, 1] <= h - 1)
-    keypoints[~inside] = 0.0
+    keypoints[~inside | (keypoints[:, 2] <= 0)] = 0.0
     # The neck is only as present as both shoulders.
     if keypoints[_K.RIGHT_SHOULDER, 2] == 0 or keypoints[_K.LEFT_SHOULDER, 2] == 0:
         keypoints[_K.NECK] = 0.0
