@@ -1,0 +1,122 @@
+"""`fipviton train tryon ...`: train the try-on module (resumable; see `fipviton.training.tryon`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _parse_override(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE parsed as JSON when it is JSON (numbers, true/false, lists), else a string."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value: object = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    train = groups["train"].add_parser(
+        "tryon",
+        help="train the try-on module (single-step conditional diffusion)",
+        description=(
+            "Train the try-on module on the paired training list of a dataset. The first run builds two caches "
+            "(the warping module's inputs, and the shipped warping module's outputs + agnostic masks) under "
+            "--cache-root; checkpoints, train.log, metrics.jsonl and sample grids go to --out, the final EMA "
+            "weights to --out/final. --resume continues from the newest checkpoint."
+        ),
+    )
+    train.add_argument("--data", type=Path, required=True, help="dataset folder (e.g. ../shared/data/viton_resize)")
+    train.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, final weights)")
+    train.add_argument(
+        "--preset", choices=["cpu-256", "latent-512", "latent-1024"], default="cpu-256", help="network preset"
+    )
+    train.add_argument("--config", choices=["default", "tiny"], default="default", help="tiny: a smoke-test network")
+    train.add_argument("--steps", type=int, default=30_000, help="total optimizer steps (default 30000)")
+    train.add_argument("--batch-size", type=int, default=8, help="images per step and process (default 8)")
+    train.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (AdamW, cosine schedule)")
+    train.add_argument("--warmup", type=int, default=500)
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    train.add_argument("--limit", type=int, default=None, help="use only the first N training pairs")
+    train.add_argument("--cache-root", type=Path, default=None, help="cache folder (default: cache/ in the checkout)")
+    train.add_argument(
+        "--warp-weights", type=Path, default=None, help="warping-module folder (default: the shipped weights)"
+    )
+    train.add_argument("--vae-path", default=None, help="local AutoencoderKL folder (latent presets)")
+    train.add_argument("--clip-path", default=None, help="local CLIPVisionModel folder: use it as garment encoder")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=_parse_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a TryOnConfig field, e.g. --set use_body_parts=false --set t_star=400 (ablations)",
+    )
+    train.add_argument("--perceptual-weight", type=float, default=0.2, help="VGG perceptual weight (0 = off)")
+    train.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    train.add_argument(
+        "--mixed-precision",
+        choices=["auto", "no", "bf16"],
+        default="auto",
+        help="auto: bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere",
+    )
+    train.add_argument("--time-limit", type=float, default=None, help="minutes: checkpoint and stop after this")
+    train.add_argument("--log-every", type=int, default=25)
+    train.add_argument("--sample-every", type=int, default=1000)
+    train.add_argument("--ckpt-every", type=int, default=250)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--prepare-only", action="store_true", help="build the caches and exit")
+    train.set_defaults(func=run_train_tryon)
+
+
+def run_train_tryon(args: argparse.Namespace) -> int:
+    from fipviton.errors import DatasetError
+    from fipviton.training.tryon import TryOnTrainArgs, prepare_cache_dataset, train_tryon
+
+    if not args.data.is_dir():
+        raise DatasetError(f"{args.data}: no such directory")
+    if args.steps < 1 or args.batch_size < 1:
+        print("error: --steps and --batch-size must be positive")
+        return 2
+    overrides = dict(args.overrides)
+    if args.vae_path:
+        overrides["vae_path"] = args.vae_path
+    if args.clip_path:
+        overrides.update(garment_encoder="clip", clip_path=args.clip_path)
+    options = TryOnTrainArgs(
+        data=args.data,
+        out=args.out,
+        preset="tiny" if args.config == "tiny" else args.preset,
+        overrides=overrides,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup=args.warmup,
+        resume=args.resume,
+        limit=args.limit,
+        cache_root=args.cache_root,
+        warp_weights=args.warp_weights,
+        perceptual_weight=args.perceptual_weight,
+        threads=args.threads,
+        mixed_precision=args.mixed_precision,
+        time_limit=None if args.time_limit is None else args.time_limit * 60,
+        log_every=args.log_every,
+        sample_every=args.sample_every,
+        ckpt_every=args.ckpt_every,
+        seed=args.seed,
+    )
+    try:
+        if args.prepare_only:
+            dataset = prepare_cache_dataset(options)
+            print(f"caches ready: {len(dataset)} training pairs")
+            return 0
+        train_tryon(options)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
+    return 0

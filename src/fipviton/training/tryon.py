@@ -1,0 +1,265 @@
+"""Training entry point of the try-on module (`fipviton train tryon`).
+
+Runs with `accelerate` (CPU, one GPU, or `accelerate launch` on many). Data: the paired training list of a
+dataset (VITON 256x192 `viton_resize` by default), prepared once into two memory-mapped caches: the warping
+module's (`fipviton.warp.cache`: person, garment, parsing, body parts, keypoints) and ours
+(`fipviton.tryon.cache`: the shipped warping module's warped garment and mask, run once over the split,
+and the agnostic mask). A training step is then only the try-on network (and the loss).
+
+Each step (`fipviton.tryon.diffusion`): draw timesteps (`timestep_sampling`), noise the ground truth or
+the noise condition image (`train_source`), predict x0 in one call, L1 + perceptual loss against the ground
+truth (`fipviton.tryon.losses`). AdamW, warm-up + cosine learning rate, EMA of the weights (what ships),
+gradient clipping at 1. Tensors are channels-last; `mixed_precision="auto"` uses bf16 autocast on CUDA and
+on CPUs with native bf16 (AVX-512-BF16 / AMX) and fp32 elsewhere (bf16 is several times slower than fp32 on
+an AVX2-only CPU).
+
+Output folder (checkpoint layout and logs from `fipviton.training.common`):
+  checkpoints/step_N/   resumable state (weights + EMA, optimizer, RNG; options and config in state.json)
+  final/                `TryOnModel.save_pretrained` of the EMA weights (copy to src/fipviton/weights/tryon)
+  train.log, metrics.jsonl  progress lines; per-log-step loss terms, learning rate, images/s
+  samples/step_N.png    agnostic | warped garment | noise condition image | single-step result | ground truth
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fipviton.tryon.config import TryOnConfig
+from fipviton.tryon.inputs import TryOnInputs
+from fipviton.tryon.losses import TryOnLoss
+from fipviton.tryon.model import TryOnModel, count_parameters
+
+
+@dataclass
+class TryOnTrainArgs:
+    """Options of a training run (the CLI flags of `fipviton train tryon`).
+
+    preset:     network preset (`TryOnConfig.from_preset`); `overrides` replace config fields (ablations:
+                e.g. {"use_body_parts": False}).
+    time_limit: seconds of training over all resumed sessions; then checkpoint and stop.
+    perceptual_crop: (h, w) crop for the VGG term (None: the whole image).
+    """
+
+    data: Path | None
+    out: Path
+    preset: str = "cpu-256"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    steps: int = 30_000
+    batch_size: int = 8
+    lr: float = 2e-4
+    warmup: int = 500
+    resume: bool = False
+    limit: int | None = None
+    cache_root: Path | None = None
+    warp_weights: Path | None = None
+    log_every: int = 25
+    sample_every: int = 1000
+    ckpt_every: int = 250
+    seed: int = 0
+    threads: int | None = None
+    mixed_precision: str = "auto"  # "auto", "no" or "bf16"
+    ema_decay: float = 0.999
+    l1_weight: float = 1.0
+    perceptual_weight: float = 0.2
+    perceptual_layers: int = 3
+    perceptual_crop: tuple[int, int] | None = (96, 72)
+    mask_weight: float = 0.0
+    flip_prob: float = 0.5
+    time_limit: float | None = None
+
+
+def prepare_cache_dataset(args: TryOnTrainArgs, size: tuple[int, int] | None = None) -> Dataset:
+    """Build (or reuse) the warp cache and the try-on cache of the training split; the dataset over them.
+
+    size: (H, W) of the caches (default: the preset's image size).
+    """
+    from fipviton.tryon.cache import TryOnCacheDataset, build_tryon_cache, warpnet_warper
+    from fipviton.warp.cache import build_cache
+
+    if args.data is None:
+        raise ValueError("no --data folder")
+    cache_root = Path(args.cache_root) if args.cache_root else None
+    if size is None:
+        size = TryOnConfig.from_preset(args.preset, **args.overrides).image_size
+    warp_root = cache_root / "warp" if cache_root else None
+    warp_dir = build_cache(args.data, "train", size=tuple(size), cache_root=warp_root, limit=args.limit)
+    warper, tag = warpnet_warper(args.warp_weights)
+    tryon_dir = build_tryon_cache(warp_dir, warper, tag, cache_root=cache_root)
+    return TryOnCacheDataset(warp_dir, tryon_dir, flip_prob=args.flip_prob)
+
+
+def sample_grid(inputs: TryOnInputs, result: torch.Tensor, rows: int = 4) -> np.ndarray:
+    """(rows*H, 5*W, 3) uint8: agnostic | warped | noise condition image | result | ground truth."""
+    n = min(rows, inputs.batch_size)
+    columns = [inputs.agnostic, inputs.warped, inputs.noise_condition(), result]
+    if inputs.person is not None:
+        columns.append(inputs.person)
+    grid = torch.cat([c[:n].detach().float().cpu() for c in columns], dim=3)
+    grid = ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+    return grid.reshape(-1, grid.shape[2], 3).numpy()
+
+
+def _resolve_precision(mixed_precision: str, device_type: str) -> bool:
+    from fipviton.training.warp import resolve_precision
+
+    return resolve_precision(mixed_precision, device_type)
+
+
+def train_tryon(args: TryOnTrainArgs, dataset: Dataset | None = None, collate=None) -> TryOnModel:
+    """Train (or resume) the try-on module; returns the EMA model, also saved to `<out>/final`.
+
+    dataset/collate: a map-style dataset and a function from a list of its items to `TryOnInputs` (tests
+    pass their own); by default the caches of `args.data` (`prepare_cache_dataset`).
+    """
+    from accelerate import Accelerator
+
+    from fipviton.imageio import save_image
+    from fipviton.training.common import (
+        ModelEMA,
+        RunLogger,
+        StopFlag,
+        Throughput,
+        cosine_lr,
+        infinite_batches,
+        latest_checkpoint,
+        load_checkpoint,
+        save_checkpoint,
+        set_threads,
+    )
+
+    set_threads(args.threads)
+    out = Path(args.out)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    log = RunLogger(out, enabled=accelerator.is_main_process)
+    config = TryOnConfig.from_preset(args.preset, **args.overrides)
+    found = latest_checkpoint(out) if args.resume else None
+    if found is not None:
+        saved = json.loads((found / "state.json").read_text())["meta"].get("config")
+        if saved is not None:
+            config = TryOnConfig.from_dict(saved)
+    t0 = time.perf_counter()
+    if dataset is None:
+        with accelerator.main_process_first():
+            dataset = prepare_cache_dataset(args, config.image_size)
+        collate = dataset.collate  # type: ignore[attr-defined]
+    if collate is None:
+        collate = getattr(dataset, "collate", None)
+    if collate is None:
+        raise ValueError("a dataset without .collate needs a collate function")
+    n_samples = len(dataset)  # type: ignore[arg-type]
+    log.log(f"data: {n_samples} training pairs ({time.perf_counter() - t0:.1f} s)")
+    global_batch = args.batch_size * accelerator.num_processes
+    if n_samples < global_batch:
+        raise ValueError(f"{n_samples} training pairs cannot fill a batch of {global_batch}")
+
+    model = TryOnModel(config)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=1e-4)
+    rng = np.random.default_rng(args.seed)  # the same on every process: each takes its slice of a global batch
+    torch.manual_seed(args.seed + accelerator.process_index)
+    ema = ModelEMA(model, args.ema_decay)
+    step = 0
+    elapsed_before = 0.0
+    if found is not None:
+        state = load_checkpoint(found, model, optimizer, rng, ema)
+        step = int(state["step"])
+        elapsed_before = float(state["meta"].get("elapsed_s", 0.0))
+        log.log(f"resumed from {found} at step {step}")
+    elif args.resume:
+        log.log("resume: no checkpoint found, starting from scratch")
+    loss_fn = TryOnLoss(
+        l1_weight=args.l1_weight,
+        perceptual_weight=args.perceptual_weight,
+        perceptual_layers=args.perceptual_layers,
+        perceptual_crop=args.perceptual_crop,
+        mask_weight=args.mask_weight,
+    )
+    device_type = accelerator.device.type
+    if device_type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    loss_fn = loss_fn.to(accelerator.device)
+    bare: TryOnModel = accelerator.unwrap_model(model)
+    bf16 = _resolve_precision(args.mixed_precision, device_type)
+    log.log(
+        f"tryon {config.preset or 'custom'}: {count_parameters(bare, trainable_only=True):,} trainable parameters "
+        f"(unet {count_parameters(bare.unet):,}), {config.space} space {tuple(config.image_size)}, "
+        f"t* {config.t_star}, timesteps {config.timestep_sampling}, source {config.train_source}, "
+        f"device {accelerator.device} x{accelerator.num_processes}, bf16 {bf16}"
+    )
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items()}
+    meta: dict[str, Any] = {"options": options, "config": config.to_dict()}
+    batches = infinite_batches(n_samples, global_batch, rng)
+    meter = Throughput()
+    running: dict[str, float] = {}
+    running_n = 0
+    train_start = time.perf_counter()
+    start_step = step
+    model.train()
+    with StopFlag() as stop:
+        while step < args.steps and not stop.stop:
+            indices = next(batches)[accelerator.process_index :: accelerator.num_processes]
+            inputs = collate([dataset[int(i)] for i in np.sort(indices)]).resized(config.image_size)
+            inputs = inputs.to(accelerator.device)
+            elapsed = elapsed_before + time.perf_counter() - train_start
+            # With a time budget the cosine follows whichever ends first, the steps or the time.
+            progress_step = step
+            if args.time_limit:
+                progress_step = max(step, int(args.steps * elapsed / args.time_limit))
+            lr = cosine_lr(progress_step if step >= args.warmup else step, args.steps, args.lr, args.warmup, 0.05)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+                x_t, timesteps, target, _ = bare.diffusion.training_example(bare, inputs)
+                prediction = model(x_t, timesteps, inputs)
+                image_prediction = bare.decode(prediction) if loss_fn.needs_image else None
+            loss, terms = loss_fn(prediction, target, image_prediction, inputs.person, inputs.agnostic_mask)
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            ema.update(model, step)
+            step += 1
+            meter.add(len(indices) * accelerator.num_processes)
+            for key, value in terms.items():
+                running[key] = running.get(key, 0.0) + value
+            running_n += 1
+            if step % args.log_every == 0 or step == args.steps:
+                means = {key: value / running_n for key, value in running.items()}
+                rate = meter.rate()
+                text = " ".join(f"{k} {v:.4f}" for k, v in means.items())
+                log.log(f"step {step}/{args.steps} {text} lr {lr:.2e} {rate:.2f} img/s")
+                log.metrics(step, lr=lr, images_per_s=rate, **means)
+                running, running_n = {}, 0
+            if accelerator.is_main_process and args.sample_every and step % args.sample_every == 0:
+                bare.eval()
+                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+                    result = bare.generate(inputs)
+                bare.train()
+                save_image(sample_grid(inputs, result), out / "samples" / f"step_{step:06d}.png")
+            elapsed = elapsed_before + time.perf_counter() - train_start
+            if args.time_limit is not None and elapsed >= args.time_limit:
+                stop.stop = True
+            if (step % args.ckpt_every == 0 or step == args.steps or stop.stop) and accelerator.is_main_process:
+                meta["elapsed_s"] = elapsed
+                save_checkpoint(out, step, model, optimizer, rng, ema, meta, keep=2)
+    accelerator.wait_for_everyone()
+    elapsed = time.perf_counter() - train_start
+    done = step - start_step
+    log.log(
+        f"trained {done} steps (to step {step}) in {elapsed / 60:.1f} min "
+        f"({done * global_batch / max(elapsed, 1e-9):.2f} img/s)" + ("; stopped early, --resume continues" * stop.stop)
+    )
+    final = TryOnModel(replace(config))
+    ema.copy_to(final)
+    if accelerator.is_main_process:
+        final.save_pretrained(out / "final")
+    return final.eval()

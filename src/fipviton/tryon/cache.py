@@ -1,0 +1,201 @@
+"""The try-on training cache: the warping module run once over a dataset split, plus the agnostic masks.
+
+The try-on module trains on the outputs of the shipped warping module. Running the warper (and building
+the agnostic mask) at every step would cost more than the try-on step itself on a CPU, so both are computed
+once and stored next to the warping module's own cache (`fipviton.warp.cache`, which already holds the
+person, garment, parsing, agnostic parsing, body-part map and keypoints of every pair):
+
+| file              | shape         | dtype | content                                                      |
+|-------------------|---------------|-------|--------------------------------------------------------------|
+| agnostic_mask.npy | (N, H, W)     | uint8 | {0, 1}, the region to repaint (`fipviton.agnostic`)          |
+| warped.npy        | (N, H, W, 3)  | uint8 | the warped garment (white outside its mask)                  |
+| warped_mask.npy   | (N, H, W)     | uint8 | the warped mask, soft, scaled to 0..255                      |
+| meta.json         |               |       | warp cache folder, warper weights (path + size + mtime), N   |
+
+Folder: `<cache root>/tryon/<warp cache name>-<warper tag>/` (default root: `cache/` in the checkout, git-ignored).
+The cache is rebuilt when meta.json does not match (other warp weights, other split or size).
+
+The agnostic image is not stored: it is the person with `AGNOSTIC_GREY` where the agnostic mask is, exactly
+what `fipviton.agnostic.build_agnostic` produces, and is recomputed when a batch is assembled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fipviton.tryon.inputs import TryOnInputs
+
+CACHE_VERSION = 1
+DEFAULT_CACHE_ROOT = Path(__file__).resolve().parents[3] / "cache"
+_CATEGORIES = ("upper_body", "lower_body", "dresses")
+
+# A warper maps a batch of warp-cache records (as collated by `WarpCache.collate`) to (warped garment
+# (B, 3, H, W) in [-1, 1], warped mask (B, 1, H, W) in [0, 1]) at the cache size.
+Warper = Callable[[object], tuple[torch.Tensor, torch.Tensor]]
+
+
+def warpnet_warper(weights: str | Path | None = None, device: str = "cpu") -> tuple[Warper, str]:
+    """The shipped (or given) `fipviton.warp.WarpNet` as a `Warper`, and a tag naming its weights."""
+    from fipviton.warp import WarpNet
+    from fipviton.warp.conditioning import person_conditioning
+    from fipviton.warp.model import DEFAULT_WEIGHTS_DIR, WEIGHTS_NAME
+
+    directory = Path(weights) if weights is not None else DEFAULT_WEIGHTS_DIR
+    model = WarpNet.from_pretrained(directory).to(device).eval()
+    stat = (directory / WEIGHTS_NAME).stat()
+    tag = hashlib.sha1(f"{directory.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:10]
+
+    @torch.no_grad()
+    def warp(batch) -> tuple[torch.Tensor, torch.Tensor]:
+        size = tuple(batch.person.shape[-2:])
+        # The warp cache stores an all-zero mask where the dataset has none (Dress Code): use the whole photo,
+        # as fipviton.warp.inference does.
+        garment_mask = batch.garment_mask.clone()
+        garment_mask[garment_mask.flatten(1).amax(1) == 0] = 1.0
+        person = person_conditioning(batch.body_parts, batch.agnostic, batch.keypoints, tuple(model.config.size))
+        out = model(batch.garment.to(device), garment_mask.to(device), person.to(device), size=size)
+        return out.garment.cpu(), out.mask.cpu()
+
+    return warp, tag
+
+
+def agnostic_mask_of(record: dict) -> np.ndarray:
+    """The agnostic mask (H, W) bool of one warp-cache record (person, parsing, keypoints, category)."""
+    from fipviton.agnostic import build_agnostic
+
+    person = np.asarray(record["person"])
+    height, width = person.shape[:2]
+    keypoints = np.asarray(record["keypoints"], dtype=np.float32).copy()
+    present = keypoints[:, 2] > 0
+    keypoints[present, 0] = keypoints[present, 0] * width - 0.5  # the warp cache stores normalised x, y
+    keypoints[present, 1] = keypoints[present, 1] * height - 0.5
+    keypoints[~present] = 0.0
+    category = _CATEGORIES[int(record["category"])]
+    has_pose = bool(present.any())
+    return build_agnostic(person, np.asarray(record["parsing"]), keypoints if has_pose else None, category).mask
+
+
+def build_tryon_cache(
+    warp_cache: str | Path,
+    warper: Warper,
+    warper_tag: str,
+    cache_root: str | Path | None = None,
+    batch_size: int = 16,
+    log_every: int = 500,
+) -> Path:
+    """Run `warper` and the agnostic construction over a built warp cache; returns the try-on cache folder."""
+    from fipviton.warp.cache import WarpCache
+
+    warp_cache = Path(warp_cache)
+    source = WarpCache(warp_cache)
+    n = len(source)
+    out = Path(cache_root or DEFAULT_CACHE_ROOT) / "tryon" / f"{warp_cache.name}-{warper_tag}"
+    wanted = {"version": CACHE_VERSION, "warp_cache": str(warp_cache.resolve()), "warper": warper_tag, "count": n}
+    meta_path = out / "meta.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if {k: meta.get(k) for k in wanted} == wanted:
+            return out
+    out.mkdir(parents=True, exist_ok=True)
+    height, width = np.asarray(source[0]["person"]).shape[:2]
+    agnostic = np.zeros((n, height, width), np.uint8)
+    warped = np.zeros((n, height, width, 3), np.uint8)
+    warped_mask = np.zeros((n, height, width), np.uint8)
+    start = time.time()
+    for first in range(0, n, batch_size):
+        records = [source[i] for i in range(first, min(n, first + batch_size))]
+        for offset, record in enumerate(records):
+            agnostic[first + offset] = agnostic_mask_of(record)
+        garment, mask = warper(WarpCache.collate(records))
+        garment = ((garment.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        warped[first : first + len(records)] = garment
+        warped_mask[first : first + len(records)] = (mask.clamp(0, 1)[:, 0] * 255).round().to(torch.uint8).numpy()
+        done = first + len(records)
+        if log_every and (done // log_every) != (first // log_every):
+            print(f"try-on cache: {done}/{n} ({time.time() - start:.0f} s)", flush=True)
+    np.save(out / "agnostic_mask.npy", agnostic)
+    np.save(out / "warped.npy", warped)
+    np.save(out / "warped_mask.npy", warped_mask)
+    meta_path.write_text(json.dumps(wanted | {"size": [height, width]}, indent=1) + "\n")
+    return out
+
+
+class TryOnCacheDataset(Dataset):
+    """Training items from a warp cache + a try-on cache (memory-mapped). `collate` gives `TryOnInputs`.
+
+    flip_prob: probability of the horizontal flip augmentation (images mirrored, left/right parts swapped).
+    """
+
+    def __init__(
+        self, warp_cache: str | Path, tryon_cache: str | Path, flip_prob: float = 0.5, indices: list[int] | None = None
+    ) -> None:
+        from fipviton.warp.cache import WarpCache
+
+        self.source = WarpCache(warp_cache, indices)
+        directory = Path(tryon_cache)
+        self.agnostic_mask = np.load(directory / "agnostic_mask.npy", mmap_mode="r")
+        self.warped = np.load(directory / "warped.npy", mmap_mode="r")
+        self.warped_mask = np.load(directory / "warped_mask.npy", mmap_mode="r")
+        self.flip_prob = flip_prob
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, item: int) -> dict[str, np.ndarray]:
+        from fipviton.bodyparts import flip_parts
+
+        record = self.source[item]
+        index = int(record["index"])
+        person = np.asarray(record["person"])
+        mask = np.asarray(self.agnostic_mask[index]).astype(bool)
+        values = {
+            "person": person,
+            "agnostic_mask": mask.astype(np.uint8),
+            "warped": np.asarray(self.warped[index]),
+            "warped_mask": np.asarray(self.warped_mask[index]),
+            "body_parts": np.asarray(record["body_parts"]),
+            "garment": np.asarray(record["garment"]),
+        }
+        if self.flip_prob > 0 and float(torch.rand(())) < self.flip_prob:
+            values = {k: np.ascontiguousarray(v[:, ::-1]) for k, v in values.items()}
+            values["body_parts"] = flip_parts(values["body_parts"])
+        return values
+
+    @staticmethod
+    def collate(items: list[dict[str, np.ndarray]]) -> TryOnInputs:
+        return inputs_from_arrays(items)
+
+
+def inputs_from_arrays(items: list[dict[str, np.ndarray]]) -> TryOnInputs:
+    """`TryOnInputs` from per-sample uint8 arrays: person (H, W, 3), agnostic_mask (H, W) {0, 1},
+    warped (H, W, 3), warped_mask (H, W) 0..255, body_parts (H, W), garment (h, w, 3); the agnostic image
+    is the person with `AGNOSTIC_GREY` inside the agnostic mask."""
+    from fipviton.agnostic import AGNOSTIC_GREY
+
+    def images(name: str) -> torch.Tensor:
+        stacked = torch.from_numpy(np.stack([np.asarray(i[name]) for i in items]))
+        return stacked.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+    person = images("person")
+    mask = torch.from_numpy(np.stack([np.asarray(i["agnostic_mask"]) for i in items])).float()[:, None].clamp(0, 1)
+    grey = AGNOSTIC_GREY / 127.5 - 1.0
+    agnostic = person * (1 - mask) + grey * mask
+    warped_mask = torch.from_numpy(np.stack([np.asarray(i["warped_mask"]) for i in items])).float()[:, None] / 255.0
+    parts = torch.from_numpy(np.stack([np.asarray(i["body_parts"]) for i in items]).astype(np.int64))
+    return TryOnInputs(
+        agnostic=agnostic,
+        agnostic_mask=mask,
+        warped=images("warped"),
+        warped_mask=warped_mask,
+        body_parts=parts,
+        garment=images("garment"),
+        person=person,
+    )

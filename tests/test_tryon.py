@@ -1,0 +1,274 @@
+"""The try-on module: tiny configs only (the real model trains elsewhere; see fipviton.training.tryon).
+
+The warping module's output is not available to these tests, so `_real_items` uses the in-shop garment
+itself (and its mask) as a STAND-IN for the warped garment. This is a test fixture only: real training
+runs the shipped warping module once over the dataset (`fipviton.tryon.cache`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import require
+from fipviton.tryon import TryOnConfig, TryOnInputs, TryOnModel, noise_condition_image
+from fipviton.tryon.cache import inputs_from_arrays
+from fipviton.tryon.inputs import random_inputs
+
+SIZE = (64, 48)
+ABLATIONS = ("use_agnostic", "use_agnostic_mask", "use_warped", "use_warped_mask", "use_body_parts")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy CPU OpenMP spin-waiting costs 10-50x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _random_inputs(batch: int = 2, size: tuple[int, int] = SIZE, seed: int = 0) -> TryOnInputs:
+    return random_inputs(size, batch, seed)
+
+
+def _tiny(**overrides) -> TryOnModel:
+    torch.manual_seed(0)
+    return TryOnModel(TryOnConfig.from_preset("tiny", **overrides)).eval()
+
+
+@pytest.fixture(scope="module")
+def real_items(data_dir: Path) -> list[dict[str, np.ndarray]]:
+    """Eight VITON training pairs at 64x48 as uint8 arrays (garment = stand-in warped garment, see above)."""
+    import cv2
+
+    from fipviton.agnostic import build_agnostic
+    from fipviton.analysis.body_parts import derive_body_parts
+    from fipviton.data import open_dataset
+    from fipviton.data.torch_dataset import resize_image, resize_nearest
+
+    root = data_dir / "viton_resize"
+    if not root.is_dir():
+        pytest.skip(f"{root} not found (set FIPVITON_DATA)")
+    reader = open_dataset(root)
+    items = []
+    for pair in reader.pairs("train")[:8]:
+        sample = reader.load("train", pair)
+        agnostic = build_agnostic(sample.person, sample.parsing, sample.keypoints, sample.category)
+        parts = sample.body_parts
+        if parts is None:
+            parts = derive_body_parts(sample.parsing, sample.keypoints)
+        garment_mask = sample.garment_mask if sample.garment_mask is not None else np.ones(sample.garment.shape[:2])
+        stand_in = np.where(garment_mask[..., None] > 0, sample.garment, 255).astype(np.uint8)
+        items.append(
+            {
+                "person": resize_image(sample.person, SIZE),
+                "agnostic_mask": resize_nearest(agnostic.mask.astype(np.uint8), SIZE),
+                "warped": resize_image(stand_in, SIZE),
+                "warped_mask": cv2.resize(
+                    garment_mask.astype(np.uint8) * 255, SIZE[::-1], interpolation=cv2.INTER_AREA
+                ),
+                "body_parts": resize_nearest(parts, SIZE),
+                "garment": resize_image(sample.garment, SIZE),
+            }
+        )
+    return items
+
+
+def test_noise_condition_image_pastes_the_warped_garment() -> None:
+    inputs = _random_inputs()
+    composite = inputs.noise_condition()
+    inside = inputs.warped_mask.expand_as(composite) > 0.5
+    assert torch.equal(composite[inside], inputs.warped[inside])
+    assert torch.equal(composite[~inside], inputs.agnostic[~inside])
+    soft = torch.full_like(inputs.warped_mask, 0.25)
+    blended = noise_condition_image(inputs.agnostic, inputs.warped, soft)
+    assert torch.allclose(blended, 0.75 * inputs.agnostic + 0.25 * inputs.warped)
+
+
+def test_single_step_and_ddim_outputs() -> None:
+    model = _tiny()
+    inputs = _random_inputs()
+    g = torch.Generator().manual_seed(1)
+    for result in (
+        model.generate(inputs, generator=g),
+        model.generate(inputs, steps=3, generator=g),
+        model.generate(inputs, steps=3, start="condition", strength=0.6, generator=g),
+    ):
+        assert result.shape == (2, 3, *SIZE)
+        assert result.min() >= -1 and result.max() <= 1
+        assert torch.isfinite(result).all()
+    _, timesteps = model.diffusion.ddim_scheduler(5, t_start=500)
+    assert len(timesteps) == 5 and int(timesteps[0]) <= 500
+    _, full = model.diffusion.ddim_scheduler(50)
+    assert len(full) == 50 and int(full[0]) == 999
+
+
+def test_timestep_sampling_and_training_sources() -> None:
+    g = torch.Generator().manual_seed(0)
+    for sampling, low, high in (("fixed", 500, 500), ("range", 400, 600), ("uniform", 0, 999), ("mixed", 0, 999)):
+        model = _tiny(timestep_sampling=sampling, t_star=500, t_spread=100)
+        t = model.diffusion.sample_timesteps(256, generator=g)
+        assert t.dtype == torch.long and int(t.min()) >= low and int(t.max()) <= high
+    inputs = _random_inputs()
+    gt = _tiny(train_source="gt", timestep_sampling="fixed")
+    x_t, t, target, from_composite = gt.diffusion.training_example(gt, inputs, generator=g)
+    assert x_t.shape == target.shape == (2, 3, *SIZE) and not from_composite.any()
+    assert torch.equal(target, inputs.person)
+    composite = _tiny(train_source="composite")
+    assert composite.diffusion.training_example(composite, inputs, generator=g)[3].all()
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    model = _tiny()
+    inputs = _random_inputs()
+    model.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    loaded = TryOnModel.from_pretrained(tmp_path)
+    a = model.generate(inputs, generator=torch.Generator().manual_seed(3))
+    b = loaded.generate(inputs, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert loaded.config == model.config
+
+
+@pytest.mark.parametrize("mode", ["zeros", "drop"])
+def test_ablation_switches_keep_output_shapes(mode: str) -> None:
+    inputs = _random_inputs()
+    full_channels = _tiny().unet.config.in_channels
+    for switch in (*ABLATIONS, "use_garment_tokens"):
+        model = _tiny(**{switch: False, "ablation_mode": mode})
+        x_t, t, _, _ = model.diffusion.training_example(model, inputs)
+        assert model(x_t, t, inputs).shape == (2, 3, *SIZE), switch
+        assert model.generate(inputs).shape == (2, 3, *SIZE), switch
+        if mode == "zeros":
+            assert model.unet.config.in_channels == full_channels
+        elif switch != "use_garment_tokens":
+            assert model.unet.config.in_channels < full_channels
+    # "zeros": a switched-off condition cannot influence the output.
+    model = _tiny(use_body_parts=False)
+    other = replace(inputs, body_parts=torch.zeros_like(inputs.body_parts))
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    assert torch.equal(model.generate(inputs, generator=g1), model.generate(other, generator=g2))
+
+
+def test_clip_garment_encoder_from_local_folder(tmp_path: Path) -> None:
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    clip_dir = tmp_path / "clip"
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+    )
+    CLIPVisionModel(vision).save_pretrained(clip_dir)
+    model = _tiny(garment_encoder="clip", clip_path=str(clip_dir))
+    inputs = _random_inputs()
+    tokens = model.garment_tokens(inputs)
+    assert tokens.shape == (2, 1 + (32 // 8) ** 2, model.config.cross_attention_dim)
+    assert model.generate(inputs).shape == (2, 3, *SIZE)
+    model.save_pretrained(tmp_path / "model")
+    loaded = TryOnModel.from_pretrained(tmp_path / "model")
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    assert torch.equal(model.generate(inputs, generator=g1), loaded.generate(inputs, generator=g2))
+
+
+def test_latent_space_with_a_tiny_vae(tmp_path: Path) -> None:
+    from diffusers import AutoencoderKL
+
+    vae_dir = tmp_path / "vae"
+    AutoencoderKL(
+        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=4,
+        layers_per_block=1,
+    ).save_pretrained(vae_dir)
+    model = _tiny(space="latent", vae_path=str(vae_dir))
+    assert model.model_size == (SIZE[0] // 2, SIZE[1] // 2)
+    inputs = _random_inputs()
+    x_t, t, target, _ = model.diffusion.training_example(model, inputs)
+    assert x_t.shape == target.shape == (2, 4, SIZE[0] // 2, SIZE[1] // 2)
+    assert model(x_t, t, inputs).shape == target.shape
+    for result in (model.generate(inputs), model.generate(inputs, steps=2)):
+        assert result.shape == (2, 3, *SIZE) and result.min() >= -1 and result.max() <= 1
+    model.save_pretrained(tmp_path / "model")
+    assert not any(k.startswith("vae.") for k in _safetensor_keys(tmp_path / "model" / "model.safetensors"))
+    TryOnModel.from_pretrained(tmp_path / "model")
+
+
+def _safetensor_keys(path: Path) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        return list(handle.keys())
+
+
+def test_tiny_training_on_real_samples_loss_falls_and_resumes(real_items, tmp_path: Path) -> None:
+    from fipviton.training.tryon import TryOnTrainArgs, train_tryon
+
+    torch.manual_seed(0)
+    args = TryOnTrainArgs(
+        data=None,
+        out=tmp_path / "run",
+        preset="tiny",
+        overrides={"timestep_sampling": "fixed", "train_source": "mix"},
+        steps=16,
+        batch_size=4,
+        lr=2e-3,
+        warmup=5,
+        perceptual_weight=0.0,  # the VGG term is exercised in the perceptual module's own tests
+        log_every=1,
+        sample_every=16,
+        ckpt_every=8,
+        mixed_precision="no",
+        threads=1,
+    )
+    train_tryon(args, dataset=real_items, collate=inputs_from_arrays)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [x["total"] for x in lines]
+    assert len(losses) == 16
+    assert np.mean(losses[-4:]) < 0.7 * np.mean(losses[:3]), losses
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "samples" / "step_000016.png").is_file()
+    model = TryOnModel.from_pretrained(tmp_path / "run" / "final")
+    out = model.generate(inputs_from_arrays(real_items[:2]))
+    assert out.shape == (2, 3, *SIZE)
+    # Resume continues from the newest checkpoint (step 16) to step 18.
+    train_tryon(replace(args, steps=18, resume=True), dataset=real_items, collate=inputs_from_arrays)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "resumed from" in log and "step_000016" in log
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 18
+
+
+def test_cli_builds_the_caches_and_trains(data_dir: Path, tmp_path: Path) -> None:
+    """`fipviton train tryon` end to end on 6 pairs: warp cache, try-on cache (a tiny random WarpNet as the
+    warper: the real code path, meaningless warps), 2 training steps, final weights."""
+    from fipviton.cli import main
+    from fipviton.warp import WarpConfig, WarpNet
+
+    root = require(data_dir / "viton_resize")
+    torch.manual_seed(0)
+    WarpNet(WarpConfig.preset("tiny")).save_pretrained(tmp_path / "warp")
+    common = ["--data", str(root), "--config", "tiny", "--limit", "6", "--cache-root", str(tmp_path / "cache")]
+    common += ["--warp-weights", str(tmp_path / "warp"), "--threads", "1", "--perceptual-weight", "0"]
+    run = ["train", "tryon", *common, "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2"]
+    assert main(run) == 0
+    caches = list((tmp_path / "cache" / "tryon").iterdir())
+    assert len(caches) == 1
+    warped = np.load(caches[0] / "warped.npy")
+    assert warped.shape == (6, *SIZE, 3) and warped.dtype == np.uint8
+    assert np.load(caches[0] / "agnostic_mask.npy").any()
+    assert TryOnModel.from_pretrained(tmp_path / "run" / "final").config.preset == "tiny"
+
+
+def test_cli_registers_train_tryon() -> None:
+    from fipviton.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["train", "tryon", "--data", ".", "--out", "x", "--config", "tiny", "--set", "use_body_parts=false"]
+    )
+    assert args.config == "tiny" and args.overrides == [("use_body_parts", False)]
