@@ -89,9 +89,9 @@ def prepare_cache_dataset(args: TryOnTrainArgs, size: tuple[int, int] | None = N
     cache_root = Path(args.cache_root) if args.cache_root else None
     if size is None:
         size = TryOnConfig.from_preset(args.preset, **args.overrides).image_size
+    warper, tag = warpnet_warper(args.warp_weights)  # first: fail early when there are no warp weights
     warp_root = cache_root / "warp" if cache_root else None
     warp_dir = build_cache(args.data, "train", size=tuple(size), cache_root=warp_root, limit=args.limit)
-    warper, tag = warpnet_warper(args.warp_weights)
     tryon_dir = build_tryon_cache(warp_dir, warper, tag, cache_root=cache_root)
     return TryOnCacheDataset(warp_dir, tryon_dir, flip_prob=args.flip_prob)
 

@@ -113,6 +113,10 @@ class TryOnModel(nn.Module):
             self.garment_encoder = ConvGarmentEncoder(
                 config.encoder_channels, config.cross_attention_dim, config.garment_size
             )
+        if not config.use_garment_tokens:
+            # Switched off: the encoder stays (everything else equal) but is frozen, so that no optimizer or
+            # DDP sees parameters without gradients.
+            self.garment_encoder.requires_grad_(False)
         # Imported here: diffusion.py needs nothing from this module at import time.
         from fipviton.tryon.diffusion import AlteredDiffusion
 
