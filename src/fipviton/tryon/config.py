@@ -155,6 +155,8 @@ class TryOnConfig:
         levels = len(self.block_out_channels)
         if any(not 0 <= level < levels for level in self.attention_levels):
             raise ValueError(f"attention_levels {self.attention_levels} outside 0..{levels - 1}")
+        if self.space == "latent" and not self.vae_path:
+            raise ValueError("space='latent' needs vae_path (a local diffusers AutoencoderKL folder, e.g. --vae-path)")
         if self.space == "latent" and self.patch_size != 1:
             raise ValueError("patch_size applies to pixel space only (use 1 with space='latent')")
         if self.garment_encoder == "clip" and not self.clip_path:
@@ -195,6 +197,7 @@ class TryOnConfig:
         elif name in ("latent-512", "latent-1024"):
             size = (512, 384) if name == "latent-512" else (1024, 768)
             config = cls(
+                vae_path=overrides.pop("vae_path", None),
                 preset=name,
                 image_size=size,
                 space="latent",
