@@ -124,6 +124,13 @@ def test_timestep_sampling_and_training_sources() -> None:
     assert composite.diffusion.training_example(composite, inputs, generator=g)[3].all()
 
 
+def test_inputs_of_the_wrong_size_are_refused() -> None:
+    model = _tiny()
+    with pytest.raises(ValueError, match="agnostic"):
+        model.generate(_random_inputs(size=(32, 24)))
+    assert model.generate(_random_inputs(size=(128, 96)).resized(SIZE)).shape == (2, 3, *SIZE)
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
     model = _tiny()
     inputs = _random_inputs()

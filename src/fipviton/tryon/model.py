@@ -201,6 +201,7 @@ class TryOnModel(nn.Module):
 
     def conditions(self, inputs: TryOnInputs) -> tuple[torch.Tensor, torch.Tensor]:
         """(local, tokens): computed once per batch and reused by every denoising step."""
+        inputs.validate(self.config.image_size)
         return self.local_conditions(inputs), self.garment_tokens(inputs)
 
     # ----- the network -----
