@@ -217,3 +217,21 @@ def test_eval_cli_model_and_box_baseline(data_dir: Path, tmp_path: Path, capsys:
         assert result["count"] == 3
         assert 0 <= result["mask_iou"] <= 1 and 0 <= result["ssim"] <= 1
     assert box["mask_iou"] > 0.4  # the garment resized into the target box overlaps it well
+
+
+@pytest.mark.slow
+def test_high_resolution_warp_of_a_vitonhd_sample(data_dir: Path) -> None:
+    from fipviton.data import open_dataset
+    from fipviton.warp.inference import warp_sample
+
+    root = require(data_dir / "vitonhd")
+    reader = open_dataset(root)
+    sample = reader.load("test", reader.pairs("test", paired=True)[0])
+    out = warp_sample(WarpNet(WarpConfig.preset("tiny")), sample)
+    height, width = sample.person.shape[:2]
+    assert out.garment.shape == (1, 3, height, width) and out.mask.shape == (1, 1, height, width)
+    # The untrained flow is the identity: the full-resolution garment comes back pixel for pixel.
+    garment = torch.from_numpy(sample.garment.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    expected = garment * out.mask + (1 - out.mask)
+    assert float(out.mask.max()) > 0.5
+    assert torch.allclose(out.garment, expected, atol=1e-4)

@@ -92,12 +92,12 @@ def normalise_keypoints(keypoints: np.ndarray, width: int, height: int) -> np.nd
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1.0
+    return torch.from_numpy(np.array(image, dtype=np.uint8, order="C")).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def mask_to_tensor(mask: np.ndarray) -> torch.Tensor:
     """(H, W) bool/uint8 -> (1, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(mask)).float()[None].clamp(0, 1)
+    return torch.from_numpy(np.array(mask, order="C")).float()[None].clamp(0, 1)
 
 
 # The parsing label that marks where the garment of each category is worn (the warped-mask target).

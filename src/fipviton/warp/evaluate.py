@@ -5,9 +5,10 @@ VITON), with the garment region R = the parsing's label for the category (`Label
 
 - mask_iou: per pair, IoU between the warped mask thresholded at 0.5 and R (1 when both are empty), averaged
   over pairs. This is the "warped-mask IoU" of CP-VTON+ (which reports 0.8425 on the same test set).
-- ssim: per pair, SSIM (torchmetrics, RGB, data_range 1, Gaussian 11x11 window) between the warped garment
-  inside R and the person inside R, both on white outside R (images mapped from [-1, 1] to [0, 1]), averaged.
-  It measures the texture alignment inside the region the garment must fill.
+- ssim: per pair, the SSIM map (torchmetrics, RGB, data_range 1, Gaussian 11x11 window) between the warped
+  garment and the person, both on white outside R (images mapped from [-1, 1] to [0, 1]), averaged over the
+  pixels of R; then averaged over pairs. It measures the texture alignment inside the region the garment
+  must fill (a whole-image SSIM would mostly score the shared white background).
 
 The "box" baseline: the garment (cropped to its mask's bounding box) resized to the bounding box of R, with
 its mask resized the same way. It knows the target box from the ground-truth parsing, so it is an optimistic
@@ -37,15 +38,22 @@ def mask_iou(prediction: torch.Tensor, target: torch.Tensor, threshold: float = 
 
 
 def region_ssim(garment: torch.Tensor, person: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-    """Per-sample SSIM (B,) between the warped garment and the person, both inside `region`, white outside.
+    """Per-sample SSIM (B,) of the warped garment against the person, averaged over the pixels of `region`.
 
-    garment, person (B, 3, H, W) in [-1, 1]; region (B, 1, H, W) in {0, 1}.
+    garment, person (B, 3, H, W) in [-1, 1]; region (B, 1, H, W) in {0, 1}. Both images are put on white
+    outside the region and mapped to [0, 1]; torchmetrics computes the SSIM map (RGB, data_range 1, Gaussian
+    11x11), whose mean over the region's pixels (all channels) is the score. A whole-image mean would be
+    dominated by the white background that both images share. An empty region scores 1.
     """
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-    predicted = (garment_target(garment.float(), region) + 1) / 2
-    wanted = (garment_target(person.float(), region) + 1) / 2
-    return ssim(predicted.clamp(0, 1), wanted.clamp(0, 1), data_range=1.0, reduction="none")
+    predicted = ((garment_target(garment.float(), region) + 1) / 2).clamp(0, 1)
+    wanted = ((garment_target(person.float(), region) + 1) / 2).clamp(0, 1)
+    _, ssim_map = ssim(predicted, wanted, data_range=1.0, reduction="none", return_full_image=True)
+    weight = region.expand_as(ssim_map)
+    area = weight.flatten(1).sum(1)
+    score = (ssim_map * weight).flatten(1).sum(1) / area.clamp(min=1)
+    return torch.where(area > 0, score, torch.ones_like(score))
 
 
 def box_baseline(batch: CachedBatch) -> tuple[torch.Tensor, torch.Tensor]:
