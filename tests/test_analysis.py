@@ -378,3 +378,17 @@ def test_analyze_end_to_end_with_shipped_parser(data_dir: Path, tmp_path: Path) 
     mask = np.asarray(Image.open(out / "model_5_person_mask.png")) > 0
     assert (parsing[mask] > 0).mean() > 0.8
     shutil.rmtree(out)
+
+
+def test_printed_portrait_is_not_a_wearer() -> None:
+    """A T-shirt with a printed face (bundled example) is a product photo: the mask covers the whole shirt."""
+    from fipviton.analysis.garment import analyze_garment
+    from fipviton.examples import EXAMPLES_DIR
+    from fipviton.imageio import load_image
+
+    shirt = load_image(EXAMPLES_DIR / "garment" / "03032_00.jpg")
+    result = analyze_garment(shirt)
+    assert not any("shows a person" in w for w in result.warnings)
+    h = shirt.shape[0]
+    rows = np.flatnonzero(result.mask.any(axis=1))
+    assert rows[-1] > 0.8 * h  # the hem (row 868 of 1024), below the print, is inside the mask

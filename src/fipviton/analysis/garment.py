@@ -54,6 +54,8 @@ _REGROW_FACTOR = 6.0
 _REGROW_ITERS = 3
 _REGROW_EDGE = 0.25
 # Components smaller than this fraction of the largest are dropped (specks, logos of the shop, shadows).
+# A face whose widened box is at least this much garment is a print on the garment, not a wearer.
+_PRINTED_FACE_INSIDE = 0.97
 _MIN_COMPONENT_FRACTION = 0.05
 
 
@@ -199,7 +201,7 @@ def analyze_garment(
     warnings: list[str] = []
     mask, background = garment_mask(image, return_background=True)
     h, w = mask.shape
-    if detect_person and _shows_person(image):
+    if detect_person and _shows_person(image, mask):
         if parser is not None:
             from fipviton.analysis.person import parse_photo, restrict_to_person
             from fipviton.analysis.pose import estimate_pose
@@ -229,12 +231,25 @@ def analyze_garment(
     return GarmentAnalysis(mask=mask, category=category, background=background, warnings=warnings)
 
 
-def _shows_person(image: np.ndarray) -> bool:
-    """True when face detection finds a face of a reasonable size (a garment worn by a model)."""
+def _shows_person(image: np.ndarray, product_mask: np.ndarray) -> bool:
+    """True when face detection finds a worn garment's model: a face of a reasonable size that is not a print.
+
+    A portrait printed on a T-shirt is a face too. On a product photo it lies well inside the garment
+    silhouette (`product_mask`, from the background method), while a model's head has background beside
+    it: a face whose widened box is almost all garment is taken to be a print.
+    """
     from fipviton.analysis.pose import detect_faces
 
     h, w = image.shape[:2]
-    return any((x1 - x0) * (y1 - y0) >= 0.002 * h * w and score >= 0.7 for x0, y0, x1, y1, score in detect_faces(image))
+    for x0, y0, x1, y1, score in detect_faces(image):
+        if (x1 - x0) * (y1 - y0) < 0.002 * h * w or score < 0.7:
+            continue
+        bw, bh = x1 - x0, y1 - y0
+        wx0, wx1 = max(0, round(x0 - 0.5 * bw)), min(w, round(x1 + 0.5 * bw))
+        wy0, wy1 = max(0, round(y0 - 0.3 * bh)), min(h, round(y1 + 0.3 * bh))
+        if product_mask[wy0:wy1, wx0:wx1].mean() < _PRINTED_FACE_INSIDE:
+            return True
+    return False
 
 
 def _largest_components(mask: np.ndarray) -> np.ndarray:
