@@ -235,3 +235,16 @@ def test_high_resolution_warp_of_a_vitonhd_sample(data_dir: Path) -> None:
     expected = garment * out.mask + (1 - out.mask)
     assert float(out.mask.max()) > 0.5
     assert torch.allclose(out.garment, expected, atol=1e-4)
+
+
+def test_shipped_weights_load() -> None:
+    from fipviton.warp.model import DEFAULT_WEIGHTS_DIR
+
+    if not (DEFAULT_WEIGHTS_DIR / "model.safetensors").is_file():
+        pytest.skip("no shipped warp weights in this checkout")
+    model = WarpNet.from_pretrained()
+    assert model.config.cross_attention
+    garment, mask, person = _inputs(model.config, batch=1)
+    with torch.no_grad():
+        out = model(garment, mask, person, size=(256, 192))
+    assert out.garment.shape == (1, 3, 256, 192) and torch.isfinite(out.flow).all()
