@@ -107,12 +107,6 @@ def sample_grid(inputs: TryOnInputs, result: torch.Tensor, rows: int = 4) -> np.
     return grid.reshape(-1, grid.shape[2], 3).numpy()
 
 
-def _resolve_precision(mixed_precision: str, device_type: str) -> bool:
-    from fipviton.training.warp import resolve_precision
-
-    return resolve_precision(mixed_precision, device_type)
-
-
 def train_tryon(args: TryOnTrainArgs, dataset: Dataset | None = None, collate=None) -> TryOnModel:
     """Train (or resume) the try-on module; returns the EMA model, also saved to `<out>/final`.
 
@@ -131,6 +125,7 @@ def train_tryon(args: TryOnTrainArgs, dataset: Dataset | None = None, collate=No
         infinite_batches,
         latest_checkpoint,
         load_checkpoint,
+        resolve_precision,
         save_checkpoint,
         set_threads,
     )
@@ -188,7 +183,7 @@ def train_tryon(args: TryOnTrainArgs, dataset: Dataset | None = None, collate=No
     model, optimizer = accelerator.prepare(model, optimizer)
     loss_fn = loss_fn.to(accelerator.device)
     bare: TryOnModel = accelerator.unwrap_model(model)
-    bf16 = _resolve_precision(args.mixed_precision, device_type)
+    bf16 = resolve_precision(args.mixed_precision, device_type)
     log.log(
         f"tryon {config.preset or 'custom'}: {count_parameters(bare, trainable_only=True):,} trainable parameters "
         f"(unet {count_parameters(bare.unet):,}), {config.space} space {tuple(config.image_size)}, "

@@ -152,23 +152,6 @@ def sample_grid(batch: NetBatch, output: WarpOutput, rows: int = 4) -> np.ndarra
     return grid.reshape(-1, grid.shape[2], 3).numpy()
 
 
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU has native bf16 matrix instructions (AVX-512-BF16 or AMX); without them bf16 autocast
-    is far slower than fp32 (measured 5-10x on an AVX2-only EPYC)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(mixed_precision: str, device_type: str) -> bool:
-    """True when training should run under bf16 autocast ("auto": on CUDA, or on a CPU with fast bf16)."""
-    if mixed_precision == "auto":
-        return device_type == "cuda" or (device_type == "cpu" and cpu_has_fast_bf16())
-    return mixed_precision == "bf16"
-
-
 def train_warp(args: WarpTrainArgs) -> WarpNet:
     """Train (or resume) the warping module; returns the EMA model, also saved to `<out>/final`."""
     from accelerate import Accelerator
@@ -183,6 +166,7 @@ def train_warp(args: WarpTrainArgs) -> WarpNet:
         infinite_batches,
         latest_checkpoint,
         load_checkpoint,
+        resolve_precision,
         save_checkpoint,
         set_threads,
     )
