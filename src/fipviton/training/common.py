@@ -292,3 +292,11 @@ def resolve_precision(mixed_precision: str, device_type: str) -> bool:
     if mixed_precision == "auto":
         return device_type == "cuda" or (device_type == "cpu" and cpu_has_fast_bf16())
     return mixed_precision == "bf16"
+
+
+def cache_is_current(meta_path: Path, wanted: dict[str, Any]) -> bool:
+    """True when a cache's meta.json exists and records every key of `wanted` with the same value."""
+    if not meta_path.is_file():
+        return False
+    meta = json.loads(meta_path.read_text())
+    return {k: meta.get(k) for k in wanted} == wanted

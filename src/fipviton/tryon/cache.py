@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fipviton.training.common import cache_is_current
 from fipviton.tryon.inputs import TryOnInputs
 
 CACHE_VERSION = 1
@@ -100,10 +101,8 @@ def build_tryon_cache(
     out = Path(cache_root or DEFAULT_CACHE_ROOT) / "tryon" / f"{warp_cache.name}-{warper_tag}"
     wanted = {"version": CACHE_VERSION, "warp_cache": str(warp_cache.resolve()), "warper": warper_tag, "count": n}
     meta_path = out / "meta.json"
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if {k: meta.get(k) for k in wanted} == wanted:
-            return out
+    if cache_is_current(meta_path, wanted):
+        return out
     out.mkdir(parents=True, exist_ok=True)
     height, width = np.asarray(source[0]["person"]).shape[:2]
     agnostic = np.zeros((n, height, width), np.uint8)

@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fipviton.data.sample import Category, TryOnSample
+from fipviton.training.common import cache_is_current
 from fipviton.warp.conditioning import CATEGORY_LABEL, normalise_keypoints
 
 CACHE_VERSION = 1
@@ -96,10 +97,8 @@ def build_cache(
         "count": len(entries),
     }
     meta_path = out / "meta.json"
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if {k: meta.get(k) for k in wanted} == wanted:
-            return out
+    if cache_is_current(meta_path, wanted):
+        return out
     out.mkdir(parents=True, exist_ok=True)
     n = len(entries)
     height, width = size
