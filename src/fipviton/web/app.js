@@ -57,7 +57,13 @@ function buildSlot(slot) {
   for (const element of fieldset.querySelectorAll("[data-id]")) element.id = `${slot}-${element.dataset.id}`;
   for (const label of fieldset.querySelectorAll("label[data-for]")) label.htmlFor = `${slot}-${label.dataset.for}`;
   $(`${slot}-input`).name = slot;
-  $(`${slot}-preview`).alt = `selected ${slot} photo`;
+  const preview = $(`${slot}-preview`);
+  preview.alt = `selected ${slot} photo`;
+  // A file the browser cannot show (not an image, or a format it lacks): say so instead of a broken picture.
+  preview.addEventListener("error", () => {
+    preview.hidden = true;
+    fieldset.querySelector(".hint").textContent = "no preview for this file (the server will check it)";
+  });
   $(`${slot}-examples`).setAttribute("aria-label", `example ${slot} photos`);
 }
 
@@ -138,6 +144,7 @@ function showResult(body) {
     maps.append(figure);
   }
   $("result").hidden = false;
+  $("result").classList.remove("stale");
 }
 
 function errorText(xhr) {
@@ -171,6 +178,8 @@ function submit(event) {
   const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
   state.busy = true;
   refreshButton();
+  // A previous result stays visible but dimmed until this one replaces it (or fails).
+  $("result").classList.add("stale");
   setStatus("uploading", "Uploading… 0%", 0);
   xhr.upload.onprogress = (e) => {
     if (e.lengthComputable) {
