@@ -183,6 +183,20 @@ def test_garment_covered_pixels_not_restored() -> None:
     assert not result.restored_mask[~scene.agnostic].any()
 
 
+def test_tattoo_the_parser_calls_background_is_restored() -> None:
+    scene = _scene()
+    ys, xs = scene.tattoo
+    hole = (slice(ys.start + 10, ys.start + 20), slice(xs.start + 8, xs.start + 16))
+    scene.parsing[hole] = Label.BACKGROUND  # what a parser makes of ink on skin
+    result = _run(scene, Category.UPPER_BODY)
+    assert result.restored_mask[hole].all()
+    assert _ssim(result.image[scene.tattoo], scene.person[scene.tattoo]) >= 0.98
+    # Background that reaches the image border (left of the right arm, inside the agnostic box) stays generated.
+    open_background = _box(1.0, 60, 160, 20, 25)
+    assert (scene.parsing[open_background] == Label.BACKGROUND).all() and scene.agnostic[open_background].all()
+    assert not result.restored_mask[open_background].any()
+
+
 def test_lower_body_restores_upper_not_bottom() -> None:
     scene = _scene()
     u = 1.0

@@ -195,7 +195,10 @@ def identity_mask(
 
     = original label in `IDENTITY_LABELS[category]` AND inside `agnostic_mask` AND outside the warped garment
     (`warped_mask >= garment_threshold`, dilated by `garment_margin_fraction * sqrt(H * W)`), with components
-    smaller than `min_area_fraction * H * W` (parser specks) dropped.
+    smaller than `min_area_fraction * H * W` (parser specks) dropped. Added: "background" pixels that do not
+    reach the image border through background (enclosed by the person), where the garment is absent: a parser
+    calls a tattoo or a watch face on an arm background, and what the person encloses is the person's own (or
+    the original backdrop between arm and body, which the new garment does not cover either).
     """
     config = config or PostProcessConfig()
     category = _category(category)
@@ -215,7 +218,16 @@ def identity_mask(
     if margin >= 0.5:
         garment = cv2.dilate(garment, _ellipse(margin))
     keep &= garment == 0
-    return _drop_specks(keep, config.min_area_fraction * hw[0] * hw[1])
+    keep = _drop_specks(keep, config.min_area_fraction * hw[0] * hw[1])
+    return keep | (_enclosed_background(parsing) & (garment == 0) & agnostic_mask)
+
+
+def _enclosed_background(parsing: np.ndarray) -> np.ndarray:
+    """(H, W) bool: BACKGROUND-labelled pixels not 4-connected through background to the image border."""
+    background = (parsing == Label.BACKGROUND).astype(np.uint8)
+    _, labels = cv2.connectedComponents(background, connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return background.astype(bool) & ~np.isin(labels, border[border > 0])
 
 
 def _drop_specks(mask: np.ndarray, min_area: float) -> np.ndarray:
