@@ -1,4 +1,7 @@
-"""`fipviton train tryon ...`: train the try-on module (resumable; see `fipviton.training.tryon`)."""
+"""`fipviton train tryon` and `fipviton eval tryon`: train (resumable) and evaluate the try-on module.
+
+See `fipviton.training.tryon` for training and `fipviton.tryon.evaluate` for what the metrics mean.
+"""
 
 from __future__ import annotations
 
@@ -73,6 +76,37 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--prepare-only", action="store_true", help="build the caches and exit")
     train.set_defaults(func=run_train_tryon)
 
+    evaluate = groups["eval"].add_parser(
+        "tryon",
+        help="evaluate the try-on module (SSIM, PSNR, ST-LPIPS; with and without repaint)",
+        description=(
+            "Paired: SSIM (torchmetrics, RGB, data range 1), PSNR and ST-LPIPS of the try-on module against the "
+            "ground truth on a split's paired list, with the shipped warping module's outputs. Unpaired: the full "
+            "pipeline on the first --limit pairs, timing and a sample grid only (no ground truth)."
+        ),
+    )
+    evaluate.add_argument("--data", type=Path, required=True, help="dataset folder (e.g. ../shared/data/viton_resize)")
+    evaluate.add_argument("--split", default="test", choices=["train", "test"])
+    evaluate.add_argument("--pairs", default="paired", choices=["paired", "unpaired"])
+    evaluate.add_argument("--limit", type=int, default=None, help="only the first N pairs (unpaired default: 20)")
+    evaluate.add_argument("--steps", type=int, default=1, help="network calls: 1 = single step, N = N-step DDIM")
+    evaluate.add_argument(
+        "--repaint",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score only with (--repaint) or only without (--no-repaint) pasted-back pixels (default: both)",
+    )
+    evaluate.add_argument("--weights", type=Path, default=None, help="try-on weights folder (default: shipped)")
+    evaluate.add_argument("--warp-weights", type=Path, default=None, help="warping weights (default: shipped)")
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument(
+        "--cache-root", type=Path, default=None, help="cache folder (default: cache/ in the checkout)"
+    )
+    evaluate.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    evaluate.add_argument("--grid", type=Path, default=None, metavar="PNG", help="write a sample grid here")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(func=run_eval_tryon)
+
 
 def run_train_tryon(args: argparse.Namespace) -> int:
     from fipviton.errors import DatasetError
@@ -119,4 +153,52 @@ def run_train_tryon(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
+    return 0
+
+
+def run_eval_tryon(args: argparse.Namespace) -> int:
+    import torch
+
+    from fipviton.errors import DatasetError
+    from fipviton.imageio import save_image
+    from fipviton.tryon.evaluate import evaluate_paired, evaluate_unpaired
+    from fipviton.tryon.model import TryOnModel
+
+    if not args.data.is_dir():
+        raise DatasetError(f"{args.data}: no such directory")
+    if args.steps < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        print("error: --steps, --batch-size and --limit must be positive")
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.pairs == "unpaired":
+        summary, grid = evaluate_unpaired(
+            args.data, args.split, args.limit or 20, args.steps, args.weights, args.warp_weights
+        )
+        result: dict = {"unpaired": summary}
+    else:
+        modes = (False, True) if args.repaint is None else (bool(args.repaint),)
+        model = TryOnModel.from_pretrained(args.weights)
+        result, grid = evaluate_paired(
+            model,
+            args.data,
+            args.split,
+            limit=args.limit,
+            steps=args.steps,
+            repaint_modes=modes,
+            batch_size=args.batch_size,
+            cache_root=args.cache_root,
+            warp_weights=args.warp_weights,
+        )
+        # Top level: the asked-for mode's keys (ssim, psnr, st_lpips, count, seconds_per_image, ...); with both
+        # modes, the raw output's, and the repainted scores under "repaint".
+        first = result.pop("raw") if "raw" in result else result.pop("repaint")
+        result = first | ({"repaint_scores": result["repaint"]} if "repaint" in result else {})
+    if args.grid is not None:
+        save_image(grid, args.grid)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for name, value in result.items():
+            print(f"{name}: {value}")
     return 0

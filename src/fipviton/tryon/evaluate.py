@@ -1,0 +1,174 @@
+"""Evaluation of the try-on module (`fipviton eval tryon`).
+
+Paired setting (the person wears the garment; the person photo is the ground truth), on a split's paired
+list at the dataset's resolution (256x192 for VITON), through the same caches the trainer uses (the shipped
+warping module's outputs and the agnostic masks, `fipviton.tryon.cache`):
+
+- ssim:     torchmetrics `structural_similarity_index_measure` on RGB in [0, 1], data_range 1 (the CatVTON /
+            LaDI-VTON convention), per image, averaged;
+- psnr:     per image on [0, 1], averaged;
+- st_lpips: the full shift-tolerant LPIPS (VGG16, `fipviton.losses.perceptual.STLPIPS`), averaged. It is not
+            the standard LPIPS (no weights for that offline) and is never reported under that name.
+
+`repaint=True` scores the image after the original pixels outside the agnostic mask are pasted back (a hard
+paste, as papers that report "repaint" numbers do); `repaint=False` scores the network's raw output.
+`seconds_per_image` is the wall time of the try-on network (all its denoising calls) divided by the image
+count, at the evaluation batch size, on the current device and thread count.
+
+Unpaired setting (another garment): there is no ground truth, so SSIM/PSNR/LPIPS do not apply and FID/KID
+need Inception weights that are not available offline; `--pairs unpaired` runs the pipeline on the first
+pairs of the unpaired list, writes the sample grid and reports timing only.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fipviton.tryon.inputs import TryOnInputs
+from fipviton.tryon.model import TryOnModel
+
+
+def image_metrics(prediction: torch.Tensor, target: torch.Tensor, lpips=None) -> dict[str, torch.Tensor]:
+    """Per-image SSIM, PSNR (and ST-LPIPS with `lpips`) of (B, 3, H, W) images in [-1, 1]: each (B,)."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    a = ((prediction.float() + 1) / 2).clamp(0, 1)
+    b = ((target.float() + 1) / 2).clamp(0, 1)
+    ssim = structural_similarity_index_measure(a, b, data_range=1.0, reduction="none")
+    psnr = peak_signal_noise_ratio(a, b, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    out = {"ssim": ssim, "psnr": psnr}
+    if lpips is not None:
+        out["st_lpips"] = lpips(prediction.float().clamp(-1, 1), target.float().clamp(-1, 1))
+    return out
+
+
+def repaint(prediction: torch.Tensor, inputs: TryOnInputs) -> torch.Tensor:
+    """The prediction inside the agnostic mask, the original person (the ground truth) outside it."""
+    assert inputs.person is not None
+    mask = inputs.agnostic_mask.to(prediction.dtype)
+    return prediction * mask + inputs.person.to(prediction.dtype) * (1 - mask)
+
+
+def sample_grid(rows: list[tuple[np.ndarray, ...]], height: int = 256) -> np.ndarray:
+    """One RGB uint8 picture, one row per sample: (person | garment | noise condition | result [| ...])."""
+    from fipviton.analysis.overlay import grid
+
+    titles = ("person", "garment", "noise condition", "try-on", "ground truth")
+    panels = [(titles[i] if i < len(titles) else "", image) for row in rows for i, image in enumerate(row)]
+    return grid(panels, height=height, columns=len(rows[0]))
+
+
+def _uint8(image: torch.Tensor) -> np.ndarray:
+    return ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+@torch.no_grad()
+def evaluate_paired(
+    model: TryOnModel,
+    data: str | Path,
+    split: str = "test",
+    limit: int | None = None,
+    steps: int = 1,
+    repaint_modes: tuple[bool, ...] = (False, True),
+    batch_size: int = 8,
+    cache_root: str | Path | None = None,
+    warp_weights: str | Path | None = None,
+    grid_rows: int = 8,
+    seed: int = 0,
+) -> tuple[dict[str, dict], np.ndarray]:
+    """Paired metrics of `model` for each repaint mode ({"raw": ..., "repaint": ...}) and a sample grid."""
+    from fipviton.losses.perceptual import STLPIPS
+    from fipviton.tryon.cache import TryOnCacheDataset, build_tryon_cache, warpnet_warper
+    from fipviton.warp.cache import build_cache, cache_dir_for
+
+    size = tuple(model.config.image_size)
+    full = cache_dir_for(Path(data), split, size, Path(cache_root) if cache_root else None)
+    partial = limit if limit is not None and not (full / "meta.json").is_file() else None
+    warp_cache = build_cache(data, split, size=size, cache_root=cache_root, limit=partial)
+    warper, tag = warpnet_warper(warp_weights)
+    tryon_root = Path(cache_root) if cache_root else None
+    tryon_cache = build_tryon_cache(warp_cache, warper, tag, cache_root=tryon_root)
+    dataset = TryOnCacheDataset(warp_cache, tryon_cache, flip_prob=0.0)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    lpips = STLPIPS().eval()
+    device = model.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    scores: dict[str, dict[str, list[torch.Tensor]]] = {}
+    network_seconds = 0.0
+    rows: list[tuple[np.ndarray, ...]] = []
+    for first in range(0, count, batch_size):
+        inputs = TryOnCacheDataset.collate([dataset[i] for i in range(first, min(count, first + batch_size))])
+        inputs = inputs.to(device)
+        tick = time.perf_counter()
+        prediction = model.generate(inputs, steps=steps, generator=generator)
+        network_seconds += time.perf_counter() - tick
+        assert inputs.person is not None
+        for mode in repaint_modes:
+            name = "repaint" if mode else "raw"
+            scored = repaint(prediction, inputs) if mode else prediction
+            for key, value in image_metrics(scored.cpu(), inputs.person.cpu(), lpips).items():
+                scores.setdefault(name, {}).setdefault(key, []).append(value)
+        for i in range(min(inputs.batch_size, grid_rows - len(rows))):
+            rows.append(
+                (
+                    _uint8(inputs.person[i].cpu()),
+                    _uint8(torch.nn.functional.interpolate(inputs.garment[i : i + 1], size=size)[0].cpu()),
+                    _uint8(inputs.noise_condition()[i].cpu()),
+                    _uint8(prediction[i].cpu()),
+                )
+            )
+    results = {}
+    for name, values in scores.items():
+        results[name] = {key: float(torch.cat(v).mean()) for key, v in values.items()}
+        results[name].update(
+            {
+                "count": int(count),
+                "seconds_per_image": network_seconds / max(1, count),
+                "steps": steps,
+                "repaint": name == "repaint",
+                "resolution": f"{size[0]}x{size[1]}",
+                "batch_size": batch_size,
+            }
+        )
+    return results, sample_grid(rows)
+
+
+def evaluate_unpaired(
+    data: str | Path,
+    split: str = "test",
+    limit: int = 20,
+    steps: int = 1,
+    tryon_weights: str | Path | None = None,
+    warp_weights: str | Path | None = None,
+) -> tuple[dict, np.ndarray]:
+    """Run the pipeline (with its post-processing) on the first `limit` unpaired pairs: timing and a grid."""
+    from fipviton.data.readers import open_dataset
+    from fipviton.pipeline import TryOnPipeline
+
+    reader = open_dataset(Path(data))
+    pairs = reader.pairs(split, paired=False)[:limit]
+    pipeline = TryOnPipeline.from_pretrained(warp=warp_weights, tryon=tryon_weights, steps=steps)
+    rows, seconds = [], []
+    for pair in pairs:
+        result = pipeline.run_sample(reader.load(split, pair))
+        seconds.append(result.timings["total"])
+        rows.append(
+            (result.person, _fit(result.garment, result.person.shape[:2]), result.noise_condition, result.image)
+        )
+    summary = {
+        "count": len(pairs),
+        "seconds_per_image": float(np.median(seconds)) if seconds else float("nan"),
+        "steps": steps,
+        "note": "unpaired: no ground truth (SSIM/PSNR/LPIPS do not apply); FID/KID need Inception weights",
+    }
+    return summary, sample_grid(rows)
+
+
+def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
