@@ -96,6 +96,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         default=None,
         help="score only with (--repaint) or only without (--no-repaint) pasted-back pixels (default: both)",
     )
+    evaluate.add_argument(
+        "--t-star", type=int, default=None, help="single-step timestep (default: the model's; an inference ablation)"
+    )
     evaluate.add_argument("--weights", type=Path, default=None, help="try-on weights folder (default: shipped)")
     evaluate.add_argument("--warp-weights", type=Path, default=None, help="warping weights (default: shipped)")
     evaluate.add_argument("--batch-size", type=int, default=8)
@@ -178,7 +181,8 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
         result: dict = {"unpaired": summary}
     else:
         modes = (False, True) if args.repaint is None else (bool(args.repaint),)
-        model = TryOnModel.from_pretrained(args.weights)
+        overrides = {} if args.t_star is None else {"t_star": args.t_star}
+        model = TryOnModel.from_pretrained(args.weights, **overrides)
         result, grid = evaluate_paired(
             model,
             args.data,
