@@ -8,7 +8,8 @@
 3. `fipviton.warp`: the warping module runs at its training size; its flow is upsampled so that the
    full-resolution garment photo is warped for the full-resolution person;
 4. `fipviton.tryon`: the single-step try-on network at its image size (256x192 for the shipped `cpu-256`
-   model), its output resized to the photo's resolution;
+   model), its output resized to the photo's resolution, with the full-resolution warped garment's fine
+   detail added where the garment lies (`add_garment_detail`);
 5. `fipviton.postprocess`: original pixels outside the repainted region pasted back at full resolution, then
    the identity pixels (skin, tattoos, accessories, the other half's clothes) that the new garment does not
    cover restored inside it.
@@ -51,7 +52,8 @@ class TryOnResult:
     Every map is at the person photo's resolution (H, W) unless stated.
 
     image:            (H, W, 3) uint8 RGB, the final try-on.
-    generated:        (H, W, 3) uint8 RGB, the try-on network's output resized to (H, W), before post-processing.
+    generated:        (H, W, 3) uint8 RGB, the try-on network's output resized to (H, W) (plus the garment's fine
+                      detail, `add_garment_detail`), before post-processing.
     person:           (H, W, 3) uint8 RGB, the input person photo.
     garment:          (h, w, 3) uint8 RGB, the input garment photo.
     category:         the garment category.
@@ -154,6 +156,8 @@ class TryOnPipeline:
     tryon:       the try-on module (`fipviton.tryon.TryOnModel`).
     postprocess: `fipviton.postprocess.PostProcessConfig` (None: its defaults; both blocks on).
     steps:       try-on network calls per image: 1 (the single-step method) or N for an N-step DDIM run.
+    garment_detail: add the full-resolution warped garment's fine detail to the upsampled try-on output
+                 (`add_garment_detail`); only matters when the photo is larger than the network's size.
     """
 
     def __init__(
@@ -163,6 +167,7 @@ class TryOnPipeline:
         tryon: TryOnModel,
         postprocess: PostProcessConfig | None = None,
         steps: int = 1,
+        garment_detail: bool = True,
     ) -> None:
         from fipviton.postprocess import PostProcessConfig
 
@@ -171,6 +176,7 @@ class TryOnPipeline:
         self.tryon = tryon.eval()
         self.postprocess = postprocess or PostProcessConfig()
         self.steps = steps
+        self.garment_detail = garment_detail
         image_h, image_w = tryon.config.image_size
         self.aspect = image_h / image_w
 
@@ -318,12 +324,13 @@ class TryOnPipeline:
         inputs = inputs.to(device)
         generator = torch.Generator(device=device).manual_seed(seed)
         output = self.tryon.generate(inputs, steps=self.steps, generator=generator)
-        generated = _to_uint8(output)
+        generated = _resize(_to_uint8(output), (height, width))
+        if self.garment_detail:
+            generated = add_garment_detail(generated, warped, warped_mask, size)
         noise_condition = _to_uint8(inputs.noise_condition())
         timings["tryon"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        generated = _resize(generated, (height, width))
         post = postprocess(generated, person, agnostic.mask, analysis.parsing, warped_mask, category, self.postprocess)
         timings["postprocess"] = time.perf_counter() - tick
         return TryOnResult(
@@ -343,6 +350,30 @@ class TryOnPipeline:
             warnings=list(analysis.warnings) + list(garment_analysis.warnings),
             timings=timings,
         )
+
+
+def add_garment_detail(
+    generated: np.ndarray, warped: np.ndarray, warped_mask: np.ndarray, size: tuple[int, int]
+) -> np.ndarray:
+    """The upsampled try-on output with the warped garment's detail finer than the network's size added back.
+
+    generated: (H, W, 3) uint8, the network's output resized from `size` = (h, w) to (H, W); warped (H, W, 3)
+    uint8 and warped_mask (H, W) float32 in [0, 1]: the full-resolution warped garment. The network sees and
+    paints the garment at (h, w), so a 1024x768 result would be a blurred 256x192 one; the band of the warped
+    garment above that resolution (warped minus its own round trip through (h, w)) carries the weave, print
+    edges and lettering. It is added where the garment surely lies (the mask eroded by two network pixels,
+    so no garment edge is drawn where the network moved the outline). Returns (H, W, 3) uint8.
+    """
+    height, width = generated.shape[:2]
+    if (height, width) == tuple(size) or height * width < size[0] * size[1]:
+        return generated
+    low = _resize(_resize(warped, size), (height, width)).astype(np.float32)
+    detail = warped.astype(np.float32) - low
+    radius = max(1, round(2 * height / size[0]))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    inside = cv2.erode((warped_mask >= 0.5).astype(np.uint8), kernel).astype(np.float32)
+    weight = cv2.GaussianBlur(inside, (0, 0), radius / 2)[..., None]
+    return np.clip(generated.astype(np.float32) + detail * weight, 0, 255).round().astype(np.uint8)
 
 
 def _to_uint8(image: torch.Tensor) -> np.ndarray:
