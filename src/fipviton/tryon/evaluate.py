@@ -32,8 +32,14 @@ from fipviton.tryon.inputs import TryOnInputs
 from fipviton.tryon.model import TryOnModel
 
 
-def image_metrics(prediction: torch.Tensor, target: torch.Tensor, lpips=None) -> dict[str, torch.Tensor]:
-    """Per-image SSIM, PSNR (and ST-LPIPS with `lpips`) of (B, 3, H, W) images in [-1, 1]: each (B,)."""
+def image_metrics(
+    prediction: torch.Tensor, target: torch.Tensor, lpips=None, target_features: list[torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
+    """Per-image SSIM, PSNR (and ST-LPIPS with `lpips`) of (B, 3, H, W) images in [-1, 1]: each (B,).
+
+    target_features: `lpips.features(target)` when the caller scores several predictions against one target
+    (the VGG pass over the target is then done once).
+    """
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
     a = ((prediction.float() + 1) / 2).clamp(0, 1)
@@ -42,7 +48,9 @@ def image_metrics(prediction: torch.Tensor, target: torch.Tensor, lpips=None) ->
     psnr = peak_signal_noise_ratio(a, b, data_range=1.0, reduction="none", dim=(1, 2, 3))
     out = {"ssim": ssim, "psnr": psnr}
     if lpips is not None:
-        out["st_lpips"] = lpips(prediction.float().clamp(-1, 1), target.float().clamp(-1, 1))
+        if target_features is None:
+            target_features = lpips.features(target.float().clamp(-1, 1))
+        out["st_lpips"] = lpips.distance(lpips.features(prediction.float().clamp(-1, 1)), target_features)
     return out
 
 
@@ -107,10 +115,12 @@ def evaluate_paired(
         prediction = model.generate(inputs, steps=steps, generator=generator)
         network_seconds += time.perf_counter() - tick
         assert inputs.person is not None
+        target = inputs.person.cpu()
+        target_features = lpips.features(target.float().clamp(-1, 1))
         for mode in repaint_modes:
             name = "repaint" if mode else "raw"
             scored = repaint(prediction, inputs) if mode else prediction
-            for key, value in image_metrics(scored.cpu(), inputs.person.cpu(), lpips).items():
+            for key, value in image_metrics(scored.cpu(), target, lpips, target_features).items():
                 scores.setdefault(name, {}).setdefault(key, []).append(value)
         for i in range(min(inputs.batch_size, grid_rows - len(rows))):
             rows.append(
