@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.required = True
         groups[name] = sub
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # __main__ runs the CLI when imported
+            continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         register = getattr(module, "register", None)
         if register is not None:
