@@ -1,7 +1,6 @@
 """REST API tests: `fipviton.serve.create_app` around the real pipeline, called in-process (httpx TestClient).
 
-Until the try-on weights ship, the pipeline runs with an untrained `cpu-256` try-on network written to a temporary
-folder (`fipviton.serve.testing.tryon_weights_or_untrained`); every other stage uses the shipped weights.
+The pipeline is the real one with the shipped weights.
 """
 
 from __future__ import annotations
@@ -21,19 +20,16 @@ from PIL import Image
 
 from fipviton.examples import example_pairs
 from fipviton.serve import JobTimeoutError, QueueFullError, ServeConfig, WorkerPool, create_app
-from fipviton.serve.testing import tryon_weights_or_untrained
 
 PAIR = example_pairs()[0]
 MAP_NAMES = {"pose", "parsing", "body_parts", "person_mask", "garment_mask", "agnostic", "warped", "generated"}
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory):  # -> TryOnPipeline
+def pipeline():  # -> TryOnPipeline
     from fipviton.cli.serve_commands import load_pipelines
 
-    pytest.importorskip("fipviton.pipeline", reason="fipviton.pipeline (TryOnPipeline) is not in this checkout")
-    tryon = tryon_weights_or_untrained(tmp_path_factory.mktemp("tryon"))
-    return load_pipelines(1, None, None, tryon)[0]
+    return load_pipelines(1, None, None, None)[0]
 
 
 def make_client(pipeline, **limits) -> TestClient:

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from fipviton.examples import example_pairs
-from fipviton.serve.testing import ServerProcess, tryon_weights_or_untrained
+from fipviton.serve.testing import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -50,9 +50,7 @@ def _require_browser() -> tuple[str, str]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     _require_browser()
     folder = tmp_path_factory.mktemp("serve")
-    pytest.importorskip("fipviton.pipeline", reason="fipviton.pipeline (TryOnPipeline) is not in this checkout")
-    tryon = tryon_weights_or_untrained(folder / "tryon")
-    args = ["--queue-size", "2", "--log-level", "warning"] + (["--tryon", str(tryon)] if tryon else [])
+    args = ["--queue-size", "2", "--log-level", "warning"]
     with ServerProcess(args, folder / "server.log") as server:
         yield server
 

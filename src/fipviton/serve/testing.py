@@ -1,10 +1,7 @@
 """Running the real server in a child process, for the browser and load tests and for benchmarks.
 
 `ServerProcess` starts `fipviton serve` on a free loopback port, waits until /healthz answers, keeps the log,
-and stops the process on exit. `tryon_weights_or_untrained` lets these tests run before the try-on weights ship:
-it returns None when they are shipped, otherwise writes a freshly initialised `cpu-256` try-on network to a
-folder (the real loading code and the real pipeline, only with untrained try-on weights: the output image is
-not a good try-on, but its size, format and every serving path are real).
+and stops the process on exit; `peak_rss_mb` reads a process's peak memory.
 """
 
 from __future__ import annotations
@@ -27,18 +24,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def tryon_weights_or_untrained(folder: Path) -> Path | None:
-    """None when the shipped try-on weights exist; else `folder` holding an untrained `cpu-256` try-on model."""
-    from fipviton.tryon import TryOnConfig, TryOnModel
-    from fipviton.tryon.model import CONFIG_NAME, DEFAULT_WEIGHTS_DIR, WEIGHTS_NAME
-
-    if (DEFAULT_WEIGHTS_DIR / CONFIG_NAME).is_file() and (DEFAULT_WEIGHTS_DIR / WEIGHTS_NAME).is_file():
-        return None
-    if not (folder / WEIGHTS_NAME).is_file():
-        TryOnModel(TryOnConfig.from_preset("cpu-256")).save_pretrained(folder)
-    return folder
 
 
 def peak_rss_mb(pid: int) -> float | None:
