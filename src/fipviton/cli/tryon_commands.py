@@ -103,6 +103,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     evaluate.add_argument("--warp-weights", type=Path, default=None, help="warping weights (default: shipped)")
     evaluate.add_argument("--batch-size", type=int, default=8)
     evaluate.add_argument(
+        "--st-lpips-limit", type=int, default=None, metavar="N", help="ST-LPIPS on the first N pairs only (CPU time)"
+    )
+    evaluate.add_argument(
         "--cache-root", type=Path, default=None, help="cache folder (default: cache/ in the checkout)"
     )
     evaluate.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
@@ -193,6 +196,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             cache_root=args.cache_root,
             warp_weights=args.warp_weights,
+            st_lpips_limit=args.st_lpips_limit,
         )
         # Top level: the asked-for mode's keys (ssim, psnr, st_lpips, count, seconds_per_image, ...); with both
         # modes, the raw output's, and the repainted scores under "repaint".

@@ -87,8 +87,13 @@ def evaluate_paired(
     warp_weights: str | Path | None = None,
     grid_rows: int = 8,
     seed: int = 0,
+    st_lpips_limit: int | None = None,
 ) -> tuple[dict[str, dict], np.ndarray]:
-    """Paired metrics of `model` for each repaint mode ({"raw": ..., "repaint": ...}) and a sample grid."""
+    """Paired metrics of `model` for each repaint mode ({"raw": ..., "repaint": ...}) and a sample grid.
+
+    st_lpips_limit: ST-LPIPS (three VGG16 passes per image, the bulk of the cost on a CPU) only on the first N
+    pairs; SSIM and PSNR on all. The count it was computed on is reported as `st_lpips_count`.
+    """
     from fipviton.losses.perceptual import STLPIPS
     from fipviton.tryon.cache import TryOnCacheDataset, build_tryon_cache, warpnet_warper
     from fipviton.warp.cache import build_cache, cache_dir_for
@@ -116,11 +121,19 @@ def evaluate_paired(
         network_seconds += time.perf_counter() - tick
         assert inputs.person is not None
         target = inputs.person.cpu()
-        target_features = lpips.features(target.float().clamp(-1, 1))
+        with_lpips = st_lpips_limit is None or first < st_lpips_limit
+        if with_lpips and st_lpips_limit is not None and first + inputs.batch_size > st_lpips_limit:
+            keep = st_lpips_limit - first  # the last batch with LPIPS is cut to the limit
+        else:
+            keep = inputs.batch_size
+        target_features = lpips.features(target[:keep].float().clamp(-1, 1)) if with_lpips else None
         for mode in repaint_modes:
             name = "repaint" if mode else "raw"
-            scored = repaint(prediction, inputs) if mode else prediction
-            for key, value in image_metrics(scored.cpu(), target, lpips, target_features).items():
+            scored = (repaint(prediction, inputs) if mode else prediction).cpu()
+            values = image_metrics(scored, target)
+            if target_features is not None:
+                values["st_lpips"] = image_metrics(scored[:keep], target[:keep], lpips, target_features)["st_lpips"]
+            for key, value in values.items():
                 scores.setdefault(name, {}).setdefault(key, []).append(value)
         for i in range(min(inputs.batch_size, grid_rows - len(rows))):
             rows.append(
@@ -137,6 +150,7 @@ def evaluate_paired(
         results[name].update(
             {
                 "count": int(count),
+                "st_lpips_count": int(count if st_lpips_limit is None else min(count, st_lpips_limit)),
                 "seconds_per_image": network_seconds / max(1, count),
                 "steps": steps,
                 "repaint": name == "repaint",
