@@ -581,7 +581,7 @@ def render_report(metrics: dict) -> str:
         f"- evaluation resolution: {setting['resolution']} (dataset images: {native}){resized}",
         f"- try-on network calls per image: {setting['steps']} ({'single step' if setting['steps'] == 1 else 'DDIM'})",
         "- modes: " + ", ".join(_mode_text(m) for m in modes),
-        f"- limit: {setting['limit'] or 'none'} pairs per category; seed {setting['seed']}",
+        f"- limit: {_limit_text(setting['limit'])}; seed {setting['seed']}",
         f"- processes: {setting.get('processes', 1)}, device {setting.get('device', 'cpu')}",
         f"- FID/KID reference set: {setting['reference_set']}",
         "",
@@ -663,3 +663,7 @@ def _mode_text(mode: str) -> str:
     if mode == "repaint":
         return "repaint (final image: original pixels pasted back, identity restored)"
     return "no_repaint (the try-on network's raw output at full resolution)"
+
+
+def _limit_text(limit: int | None) -> str:
+    return f"the first {limit} pairs per category" if limit else "none (every pair)"
