@@ -48,7 +48,7 @@ def _repeat(call: Callable[[], TryOnResult], repeat: int) -> list[TryOnResult]:
 def _network_throughput(pipeline: TryOnPipeline, result: TryOnResult, batch: int, repeat: int) -> float:
     """Images per second of the warping + try-on networks on a batch of `batch` copies of one pair at 256x192."""
     from fipviton.tryon.cache import inputs_from_arrays
-    from fipviton.warp.conditioning import image_to_tensor, mask_to_tensor, normalise_keypoints, person_conditioning
+    from fipviton.warp.conditioning import image_to_tensor, mask_to_tensor, person_input_from_maps
 
     size = tuple(pipeline.tryon.config.image_size)
     h, w = size
@@ -60,16 +60,10 @@ def _network_throughput(pipeline: TryOnPipeline, result: TryOnResult, batch: int
     garment = small(result.garment)
     garment_mask = small(result.garment_analysis.mask.astype(np.uint8), nearest=True)
     parts = small(result.analysis.body_parts, nearest=True)
-    agnostic_parsing = small(result.agnostic.parsing, nearest=True)
     agnostic_mask = small(result.agnostic.mask.astype(np.uint8), nearest=True)
-    height, width = result.person.shape[:2]
-    keypoints = torch.from_numpy(normalise_keypoints(result.analysis.keypoints, width, height))
-    warp_person = person_conditioning(
-        torch.from_numpy(parts.astype(np.int64))[None].expand(batch, -1, -1),
-        torch.from_numpy(agnostic_parsing.astype(np.int64))[None].expand(batch, -1, -1),
-        keypoints[None].expand(batch, -1, -1),
-        size=tuple(pipeline.warp.config.size),
-    )
+    warp_person = person_input_from_maps(
+        result.analysis.body_parts, result.agnostic.parsing, result.analysis.keypoints, pipeline.warp.config.size
+    ).expand(batch, -1, -1, -1)
     garments = image_to_tensor(garment)[None].expand(batch, -1, -1, -1).contiguous()
     masks = mask_to_tensor(garment_mask)[None].expand(batch, -1, -1, -1).contiguous()
 

@@ -282,8 +282,7 @@ class TryOnPipeline:
         from fipviton.agnostic import build_agnostic
         from fipviton.postprocess import postprocess
         from fipviton.tryon.cache import inputs_from_arrays
-        from fipviton.warp.conditioning import image_to_tensor, mask_to_tensor, normalise_keypoints
-        from fipviton.warp.conditioning import person_conditioning as warp_person_input
+        from fipviton.warp.conditioning import image_to_tensor, mask_to_tensor, person_input_from_maps
 
         height, width = person.shape[:2]
         tick = time.perf_counter()
@@ -292,12 +291,8 @@ class TryOnPipeline:
 
         tick = time.perf_counter()
         device = self.device
-        keypoints = torch.from_numpy(normalise_keypoints(analysis.keypoints, width, height))[None]
-        warp_input = warp_person_input(
-            torch.from_numpy(analysis.body_parts.astype(np.int64))[None],
-            torch.from_numpy(agnostic.parsing.astype(np.int64))[None],
-            keypoints,
-            size=tuple(self.warp.config.size),
+        warp_input = person_input_from_maps(
+            analysis.body_parts, agnostic.parsing, analysis.keypoints, tuple(self.warp.config.size)
         )
         warp_out = self.warp(
             image_to_tensor(garment)[None].to(device),

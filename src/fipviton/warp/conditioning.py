@@ -80,6 +80,22 @@ def person_conditioning(
     return torch.cat((parts, parsing, heatmaps), dim=1)
 
 
+def person_input_from_maps(
+    body_parts: np.ndarray, agnostic_parsing: np.ndarray, keypoints: np.ndarray, size: tuple[int, int]
+) -> torch.Tensor:
+    """The person-branch input (1, 46, h, w) at `size` from one person's maps at the photo's resolution.
+
+    body_parts, agnostic_parsing: (H, W) integer maps; keypoints (18, 3) with x, y in photo pixels.
+    """
+    height, width = body_parts.shape
+    return person_conditioning(
+        torch.from_numpy(body_parts.astype(np.int64))[None],
+        torch.from_numpy(agnostic_parsing.astype(np.int64))[None],
+        torch.from_numpy(normalise_keypoints(keypoints, width, height))[None],
+        size=tuple(size),
+    )
+
+
 def normalise_keypoints(keypoints: np.ndarray, width: int, height: int) -> np.ndarray:
     """(18, 3) pixel keypoints of an image of (width, height) -> x, y in [0, 1] (missing points stay 0)."""
     out = keypoints.astype(np.float32).copy()

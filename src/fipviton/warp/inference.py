@@ -12,7 +12,7 @@ import torch
 
 from fipviton.data.sample import TryOnSample
 from fipviton.warp.cache import derived_maps
-from fipviton.warp.conditioning import image_to_tensor, mask_to_tensor, normalise_keypoints, person_conditioning
+from fipviton.warp.conditioning import image_to_tensor, mask_to_tensor, person_input_from_maps
 from fipviton.warp.model import WarpNet, WarpOutput
 
 
@@ -24,11 +24,7 @@ def sample_inputs(sample: TryOnSample, size: tuple[int, int]) -> tuple[torch.Ten
     if sample.parsing is None or sample.keypoints is None:
         raise ValueError(f"{sample.person_id}: the warping module needs a parsing and keypoints")
     agnostic, parts = derived_maps(sample)
-    height, width = sample.person.shape[:2]
-    keypoints = torch.from_numpy(normalise_keypoints(sample.keypoints, width, height))[None]
-    person = person_conditioning(
-        torch.from_numpy(parts)[None], torch.from_numpy(agnostic)[None], keypoints, size=tuple(size)
-    )
+    person = person_input_from_maps(parts, agnostic, sample.keypoints, size)
     garment = image_to_tensor(sample.garment)[None]
     if sample.garment_mask is not None:
         mask = mask_to_tensor(sample.garment_mask)[None]
