@@ -62,6 +62,43 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         HumanParser.from_pretrained(tmp_path / "missing")
 
 
+def test_logit_bias_changes_labels_and_round_trips(tmp_path: Path) -> None:
+    model = _tiny()
+    image = np.random.default_rng(2).integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    plain = model.parse(image)
+    bias = [0.0] * NUM_LABELS
+    bias[Label.SHOES] = 100.0  # dominates every logit
+    model.set_logit_bias(bias)
+    assert (model.parse(image) == Label.SHOES).all()
+    with torch.no_grad():  # the training forward pass is unchanged
+        assert model(torch.rand(1, 3, 64, 48)).shape[1] == NUM_LABELS
+    model.save_pretrained(tmp_path)
+    loaded = HumanParser.from_pretrained(tmp_path)
+    assert loaded.config.logit_bias == tuple(bias)
+    assert (loaded.parse(image) == Label.SHOES).all()
+    loaded.set_logit_bias([])
+    assert np.array_equal(loaded.parse(image), plain)
+    with pytest.raises(WeightsError):
+        loaded.set_logit_bias([1.0, 2.0])
+
+
+def test_fit_logit_bias_recovers_a_shifted_prior() -> None:
+    from fipviton.training.parser import fit_logit_bias
+
+    model = _tiny()
+    images = np.random.default_rng(3).integers(0, 256, (6, 64, 48, 3), dtype=np.uint8)
+    # Targets: the model's own labels with class `face` favoured by +1.5: the plain model under-predicts it.
+    shift = torch.zeros(NUM_LABELS)
+    shift[Label.FACE] = 1.5
+    with torch.no_grad():
+        logits = model(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
+    labels = (logits + shift.view(1, -1, 1, 1)).argmax(1).numpy().astype(np.uint8)
+    bias, before, after = fit_logit_bias(model, images, labels, keep_fraction=1.0)
+    assert bias.shape == (NUM_LABELS,)
+    assert after > before and after > 0.9
+    assert bias[Label.FACE] - np.median(bias) > 0.5
+
+
 def test_confusion_matrix_metrics() -> None:
     matrix = ConfusionMatrix(3, ["a", "b", "c"])
     target = np.array([[0, 0, 1, 1]])
@@ -96,12 +133,21 @@ def test_tiny_training_lowers_loss_and_resumes(data_dir: Path, tmp_path: Path) -
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
     assert latest_checkpoint(out).name == "step_000012"
     assert (out / "final" / "model.safetensors").is_file()
+    # The logit bias was fitted after training and saved with the config.
+    assert len(json.loads((out / "final" / "config.json").read_text())["logit_bias"]) == NUM_LABELS
+    assert "logit bias fitted on 16 training images" in (out / "train.log").read_text()
     # Resume with a longer schedule: continues at step 12, not from scratch.
     train(TrainOptions(out=out, steps=15, resume=True, **common))
     log = (out / "train.log").read_text()
     assert "resumed from" in log and "at step 12" in log
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines() if "loss" in line]
     assert steps[-3:] == [13, 14, 15]
+    assert latest_checkpoint(out).name == "step_000015"
+    # Re-fitting the bias alone leaves the checkpoints and the network weights as they were.
+    before = (out / "final" / "model.safetensors").read_bytes()
+    train(TrainOptions(out=out, steps=15, calibrate_only=True, calibrate_count=8, **common))
+    assert (out / "final" / "model.safetensors").read_bytes() == before
+    assert "logit bias fitted on 8 training images" in (out / "train.log").read_text()
     assert latest_checkpoint(out).name == "step_000015"
 
 

@@ -48,6 +48,9 @@ class ParserConfig:
     decoder_fine: channels of the last decoder level (1/2 resolution), kept narrow: it dominates the cost.
     separable:   depthwise-separable blocks (True) or plain 3x3 convolutions (False).
     num_labels:  output classes (the internal label set).
+    logit_bias:  per-class constants added to the logits at inference only (empty: none). Fitted after training
+                 on training images (`fipviton.training.parser.fit_logit_bias`): the class-weighted loss and
+                 the oversampling of rare classes make the network over-predict them, and this corrects it.
     """
 
     input_size: tuple[int, int] = (256, 192)
@@ -59,6 +62,7 @@ class ParserConfig:
     separable: bool = True
     num_labels: int = NUM_LABELS
     label_names: tuple[str, ...] = field(default_factory=tuple)
+    logit_bias: tuple[float, ...] = field(default_factory=tuple)
 
     @classmethod
     def preset(cls, name: str) -> ParserConfig:
@@ -77,6 +81,7 @@ class ParserConfig:
         data["widths"] = list(self.widths)
         data["depths"] = list(self.depths)
         data["label_names"] = list(self.label_names)
+        data["logit_bias"] = list(self.logit_bias)
         return data
 
     @classmethod
@@ -86,7 +91,7 @@ class ParserConfig:
         if unknown:
             raise WeightsError(f"parser config has unknown keys: {sorted(unknown)}")
         kwargs = dict(data)
-        for key in ("input_size", "widths", "depths", "label_names"):
+        for key in ("input_size", "widths", "depths", "label_names", "logit_bias"):
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)
@@ -178,6 +183,17 @@ class HumanParser(nn.Module):
         self.head = nn.Conv2d(c.decoder_fine, c.num_labels, 1)
         self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1), persistent=False)
+        # Kept in the config (config.json), not in the state dict, so older weight files still load.
+        self.register_buffer("logit_bias", torch.zeros(c.num_labels), persistent=False)
+        self.set_logit_bias(c.logit_bias)
+
+    def set_logit_bias(self, bias: Sequence[float]) -> None:
+        """Set the inference-time per-class logit offsets (`num_labels` floats, or empty for none)."""
+        values = [float(b) for b in bias]
+        if values and len(values) != self.config.num_labels:
+            raise WeightsError(f"logit_bias has {len(values)} values for {self.config.num_labels} labels")
+        self.config.logit_bias = tuple(values)
+        self.logit_bias.copy_(torch.tensor(values) if values else torch.zeros(self.config.num_labels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
@@ -287,6 +303,7 @@ class HumanParser(nn.Module):
         if flip:
             mirrored = self(x.flip(-1)).float().flip(-1)
             logits = 0.5 * (logits + mirrored[:, _FLIP_CHANNELS].contiguous())
+        logits = logits + self.logit_bias.view(1, -1, 1, 1)
         if was_training:
             self.train()
         return logits, boxes

@@ -48,6 +48,17 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="autocast dtype (default no: on CPU, bf16 autocast made this depthwise network ~8x slower)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--calibrate-count",
+        type=int,
+        default=1500,
+        help="training images for the per-class logit-bias fit after training (0: none; default 1500)",
+    )
+    parser.add_argument(
+        "--calibrate-only",
+        action="store_true",
+        help="do not train: fit the logit bias of --out/final and save it there",
+    )
     parser.set_defaults(func=run_train_parser)
 
 
@@ -71,6 +82,8 @@ def run_train_parser(args: argparse.Namespace) -> int:
         resume=args.resume,
         low_res_until=args.low_res_until,
         rare_boost=args.rare_boost,
+        calibrate_count=args.calibrate_count,
+        calibrate_only=args.calibrate_only,
         limit=args.limit,
         cache=args.cache,
         log_every=args.log_every,
