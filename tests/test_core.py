@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fipviton.errors import ImageInputError
-from fipviton.imageio import load_image
+from fipviton.errors import ImageInputError, OutputPathError
+from fipviton.imageio import check_output_folder, load_image
 from fipviton.keypoints import BODY25_TO_INTERNAL, Keypoint, flip_keypoints, from_flat
 from fipviton.labels import VITON_PARSE_NEW, Label, flip_labels, map_labels
 
@@ -84,3 +84,18 @@ def test_decompression_bomb_is_refused() -> None:
     bomb = _encode(Image.new("1", (10_000, 8_000)))  # 80 MP, a few KB on disk
     with pytest.raises(ImageInputError, match="too many pixels"):
         load_image(bomb)
+
+
+def test_output_folder_never_mixes_with_inputs(tmp_path) -> None:
+    data = tmp_path / "dataset"
+    (data / "test").mkdir(parents=True)
+    photo = tmp_path / "photos" / "me.jpg"
+    photo.parent.mkdir()
+    photo.write_bytes(b"x")
+    check_output_folder(tmp_path / "results", [data, photo])  # a sibling folder is fine
+    check_output_folder(photo.parent / "maps", [photo], allow_inside=True)  # below a photo's folder, if allowed
+    for out, inputs in [(data, [data]), (data / "test" / "out", [data]), (photo.parent, [photo])]:
+        with pytest.raises(OutputPathError, match="refusing to write"):
+            check_output_folder(out, inputs)
+    with pytest.raises(OutputPathError, match="not a folder"):
+        check_output_folder(photo, [data])

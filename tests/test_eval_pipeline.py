@@ -311,7 +311,7 @@ def test_eval_pipeline_refuses_bad_input(data_dir: Path, tmp_path: Path, capsys)
     base = ["--pairs", "paired", "--limit", "1"]
     cases = {
         "no such dataset folder": ["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o1")],
-        "inside the dataset folder": ["--data", str(data), "--out", str(data / "test" / "eval_out")],
+        "inside the input folder": ["--data", str(data), "--out", str(data / "test" / "eval_out")],
         "no such file": ["--data", str(data), "--out", str(tmp_path / "o2"), "--inception", str(tmp_path / "x.pt")],
         "needs --alexnet": ["--data", str(data), "--out", str(tmp_path / "o3"), "--lpips-alex", str(heads)],
         "not the expected torchvision network": [

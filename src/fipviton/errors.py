@@ -21,3 +21,7 @@ class NoPersonError(FipvitonError):
 
 class WeightsError(FipvitonError):
     """Model weights are missing or do not match the model's configuration."""
+
+
+class OutputPathError(FipvitonError):
+    """An output path would overwrite or mix with an input, or is not the kind of path expected."""

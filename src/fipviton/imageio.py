@@ -1,15 +1,17 @@
-"""Reading user images safely: one error type, clear messages, never a traceback or a silently wrong image."""
+"""Reading user images safely (one error type, clear messages, never a traceback or a silently wrong image),
+writing results atomically, and refusing output folders that would mix with the inputs."""
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fipviton.errors import ImageInputError
+from fipviton.errors import ImageInputError, OutputPathError
 
 # 50 megapixels: far above any photo a try-on needs, far below a decompression bomb.
 MAX_PIXELS = 50_000_000
@@ -141,3 +143,23 @@ def save_image(array: np.ndarray, path: str | Path) -> None:
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
     Image.fromarray(array).save(tmp, format=fmt)
     tmp.replace(path)
+
+
+def check_output_folder(out: Path, inputs: Sequence[Path], *, allow_inside: bool = False) -> None:
+    """Refuse an output folder that would mix results with the user's inputs (`OutputPathError`).
+
+    inputs: input folders; an input file stands for the folder it is in. `out` may not be one of them, nor,
+    unless `allow_inside`, a folder below one (a dataset folder stays untouched). An existing `out` must be
+    a folder.
+    """
+    resolved = Path(out).resolve()
+    for source in inputs:
+        source = Path(source).resolve()
+        folder = source if source.is_dir() else source.parent
+        if resolved == folder or (not allow_inside and folder in resolved.parents):
+            raise OutputPathError(
+                f"refusing to write into {out}: it is {'inside ' * (resolved != folder)}the input folder {folder} "
+                "(choose another output folder)"
+            )
+    if resolved.exists() and not resolved.is_dir():
+        raise OutputPathError(f"{out} exists and is not a folder")

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from fipviton.data.sample import Category
-from fipviton.errors import FipvitonError, WeightsError
+from fipviton.errors import OutputPathError, WeightsError
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -49,21 +49,6 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.set_defaults(func=run_analyze)
 
 
-class OutputFolderError(FipvitonError):
-    """The output folder would overwrite or mix with an input."""
-
-
-def _check_output(out: Path, inputs: list[Path]) -> None:
-    resolved = out.resolve()
-    for source in inputs:
-        if resolved == source.resolve().parent:
-            raise OutputFolderError(
-                f"refusing to write into {out}: it is the folder of the input {source.name} (choose another -o)"
-            )
-    if resolved.exists() and not resolved.is_dir():
-        raise OutputFolderError(f"{out} exists and is not a folder")
-
-
 def run_analyze(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -72,11 +57,11 @@ def run_analyze(args: argparse.Namespace) -> int:
     from fipviton.analysis.garment import analyze_garment
     from fipviton.analysis.overlay import analysis_grid
     from fipviton.analysis.person import analyze_person, keypoints_to_openpose, load_parser
-    from fipviton.imageio import load_image, save_image
+    from fipviton.imageio import check_output_folder, load_image, save_image
     from fipviton.labels import colorize_labels
 
     inputs = [args.person] + ([args.garment] if args.garment is not None else [])
-    _check_output(args.out, inputs)
+    check_output_folder(args.out, inputs, allow_inside=True)
     person = load_image(args.person, name=str(args.person))
     garment = load_image(args.garment, name=str(args.garment)) if args.garment is not None else None
     try:
@@ -114,7 +99,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     resolved_inputs = {p.resolve() for p in inputs}
     for name in [keypoints_name, *outputs]:
         if (args.out / name).resolve() in resolved_inputs:
-            raise OutputFolderError(f"refusing to overwrite the input {name}")
+            raise OutputPathError(f"refusing to overwrite the input {name}")
     args.out.mkdir(parents=True, exist_ok=True)
     for name, array in outputs.items():
         save_image(array, args.out / name)

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from fipviton.data.sample import Category
-from fipviton.errors import DatasetError, FipvitonError
+from fipviton.errors import DatasetError, FipvitonError, OutputPathError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -73,10 +73,6 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.set_defaults(func=run_try_on)
 
 
-class OutputPathError(FipvitonError):
-    """The output would overwrite an input or mix with the input folders."""
-
-
 @dataclass(frozen=True)
 class Job:
     """One pair of a list: where it comes from and the output name."""
@@ -88,11 +84,6 @@ class Job:
     @property
     def name(self) -> str:
         return f"{PurePosixPath(self.person).stem}__{PurePosixPath(self.garment).stem}"
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    path, folder = path.resolve(), folder.resolve()
-    return path == folder or folder in path.parents
 
 
 def _load_pipeline(args: argparse.Namespace) -> TryOnPipeline:
@@ -214,7 +205,7 @@ def _run_list(args: argparse.Namespace) -> int:
 
     from fipviton.data.readers import detect_layout, open_dataset
     from fipviton.data.sample import PairEntry
-    from fipviton.imageio import save_image
+    from fipviton.imageio import check_output_folder, save_image
 
     data: Path = args.data
     if not data.is_dir():
@@ -223,10 +214,7 @@ def _run_list(args: argparse.Namespace) -> int:
     if not pairs_file.is_file():
         raise DatasetError(f"{args.pairs}: pair list not found (also looked in {data})")
     out: Path = args.out
-    if _inside(out, data):
-        raise OutputPathError(f"refusing to write into the input folder {data}: choose an --out outside it")
-    if out.exists() and not out.is_dir():
-        raise OutputPathError(f"{out} exists and is not a folder")
+    check_output_folder(out, [data])
     try:
         detect_layout(data)
         reader = open_dataset(data)

@@ -48,6 +48,7 @@ from fipviton.data.sample import Category, PairEntry, TryOnSample
 from fipviton.errors import DatasetError, FipvitonError, WeightsError
 from fipviton.eval.identity import IDENTITY_REGIONS, PSNR_CAP, identity_regions, identity_scores
 from fipviton.eval.metrics import LPIPS, InceptionFeatures, fid, kid
+from fipviton.imageio import check_output_folder
 
 SIZES: dict[str, tuple[int, int]] = {"256x192": (256, 192), "512x384": (512, 384), "1024x768": (1024, 768)}
 IMAGE_METRICS = ("ssim", "psnr", "st_lpips", "lpips_alex", "lpips_squeeze")
@@ -149,11 +150,7 @@ def check_paths(options: PipelineEvalOptions) -> None:
     data = options.data.resolve()
     if not data.is_dir():
         raise DatasetError(f"{options.data}: no such dataset folder")
-    out = options.out.resolve()
-    if out == data or data in out.parents:
-        raise DatasetError(f"--out {options.out} is inside the dataset folder {options.data}; choose another folder")
-    if out.exists() and not out.is_dir():
-        raise DatasetError(f"--out {options.out} exists and is not a folder")
+    check_output_folder(options.out, [data])
 
 
 def load_metric_networks(options: PipelineEvalOptions, device: torch.device | str = "cpu") -> MetricNetworks:
