@@ -1,4 +1,5 @@
-"""Helpers every trainer shares: resumable atomic checkpoints, run logging, throughput, weight EMA, LR schedule.
+"""Helpers every trainer shares: resumable atomic checkpoints, run logging, throughput, weight EMA, LR schedule,
+and `TrainLoop`, the loop of the warping-module and try-on trainers around their own data and loss.
 
 Checkpoint layout (one folder per step, under `<out>/checkpoints/`):
 
@@ -22,9 +23,10 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, TypeVar, cast
 
 import numpy as np
 import torch
@@ -300,3 +302,195 @@ def cache_is_current(meta_path: Path, wanted: dict[str, Any]) -> bool:
         return False
     meta = json.loads(meta_path.read_text())
     return {k: meta.get(k) for k in wanted} == wanted
+
+
+class TrainOptions(Protocol):
+    """The options `TrainLoop` reads (fields of a trainer's options dataclass, e.g. `WarpTrainArgs`)."""
+
+    out: Path
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int
+    resume: bool
+    log_every: int
+    sample_every: int
+    ckpt_every: int
+    seed: int
+    threads: int | None
+    mixed_precision: str
+    ema_decay: float
+    time_limit: float | None  # seconds of training over all resumed sessions
+
+
+class Pretrained(Protocol):
+    """A model that writes its shipped form (`WarpNet`, `TryOnModel`)."""
+
+    def save_pretrained(self, directory: str | Path) -> None: ...
+
+
+_Batch = TypeVar("_Batch")
+_Output = TypeVar("_Output")
+_Final = TypeVar("_Final", bound=nn.Module)
+
+
+def format_terms(means: dict[str, float]) -> str:
+    """The loss terms of a progress line: "name value" pairs."""
+    return " ".join(f"{k} {v:.4f}" for k, v in means.items())
+
+
+class TrainLoop:
+    """One resumable training run: accelerate, logging, resume, AdamW + EMA, LR schedule with time budget,
+    stop on a signal or the budget, running-mean loss logging, sample grids, checkpoints, final EMA weights.
+
+    A trainer uses it in this order (the order keeps runs reproducible from their seed and resumable):
+        loop = TrainLoop(args)                  threads, Accelerator, RunLogger, the checkpoint to resume
+        loop.saved_config()                     the resumed run's model config (it wins over the options)
+        model = loop.start(model, params, cfg)  AdamW, RNGs, EMA, resume, accelerator.prepare
+        loop.run(n, load, step, sample)         until `args.steps`, the time budget or SIGTERM / SIGINT
+        return loop.finish(Model(cfg))          the EMA weights, also saved to `<out>/final`
+    """
+
+    optimizer: torch.optim.Optimizer
+    model: nn.Module  # the prepared (possibly wrapped) model
+    params: list[nn.Parameter]
+    rng: np.random.Generator  # batch order; the same on every process (each takes its slice of a global batch)
+    ema: ModelEMA
+    meta: dict[str, Any]  # state.json "meta": options, config, elapsed_s
+
+    def __init__(self, args: TrainOptions) -> None:
+        from accelerate import Accelerator
+
+        set_threads(args.threads)
+        self.args = args
+        self.out = Path(args.out)
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        self.device = self.accelerator.device
+        self.log = RunLogger(self.out, enabled=self.accelerator.is_main_process)
+        self.bf16 = resolve_precision(args.mixed_precision, self.device.type)
+        self.global_batch = args.batch_size * self.accelerator.num_processes
+        self.found = latest_checkpoint(self.out) if args.resume else None
+        self.step = 0
+        self.stopped = False  # by a signal or the time budget: --resume continues
+        self.elapsed_before = 0.0  # training seconds of earlier sessions of this run (for the time budget)
+
+    def saved_config(self) -> dict[str, Any] | None:
+        """The model config stored in the checkpoint being resumed (None: a new run, or none stored)."""
+        if self.found is None:
+            return None
+        return json.loads((self.found / "state.json").read_text())["meta"].get("config")
+
+    def start(
+        self, model: nn.Module, params: list[nn.Parameter], config: dict[str, Any], channels_last: bool = False
+    ) -> nn.Module:
+        """Optimizer, RNGs and EMA for `model` (training `params`), restored from the checkpoint when resuming;
+        returns the model prepared by accelerate. `config` is saved in every checkpoint."""
+        args = self.args
+        self.params = params
+        self.optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+        self.rng = np.random.default_rng(args.seed)
+        torch.manual_seed(args.seed + self.accelerator.process_index)
+        self.ema = ModelEMA(model, args.ema_decay)
+        if self.found is not None:
+            state = load_checkpoint(self.found, model, self.optimizer, self.rng, self.ema)
+            self.step = int(state["step"])
+            self.elapsed_before = float(state["meta"].get("elapsed_s", 0.0))
+            self.log.log(f"resumed from {self.found} at step {self.step}")
+        elif args.resume:
+            self.log.log("resume: no checkpoint found, starting from scratch")
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
+        options = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()}  # type: ignore[arg-type]
+        self.meta = {"options": options, "config": config}
+        return self.model
+
+    def lr(self, elapsed: float) -> float:
+        """Learning rate of the current step after `elapsed` training seconds (all sessions)."""
+        args = self.args
+        # With a time budget the cosine follows whichever ends first, the steps or the time, so that a run cut
+        # by the clock still ends at a low learning rate.
+        progress = self.step
+        if args.time_limit:
+            progress = max(self.step, int(args.steps * elapsed / args.time_limit))
+        return cosine_lr(progress if self.step >= args.warmup else self.step, args.steps, args.lr, args.warmup, 0.05)
+
+    def run(
+        self,
+        n_samples: int,
+        load: Callable[[np.ndarray], _Batch],
+        step: Callable[[_Batch], tuple[torch.Tensor, dict[str, float], _Output]],
+        sample: Callable[[_Batch, _Output], np.ndarray] | None = None,
+        describe: Callable[[dict[str, float]], str] = format_terms,
+        sample_first: bool = False,
+    ) -> None:
+        """Train until `args.steps`, the time budget or a stop signal.
+
+        load:   this process's dataset indices (b,) -> a batch on `self.device` (may draw from `self.rng`)
+        step:   batch -> (scalar loss, float loss terms incl. "total", output): the forward pass and the loss
+        sample: (batch, output) -> (H, W, 3) uint8 grid, saved to samples/step_N.png every `sample_every` steps
+                (and after step 1 with `sample_first`)
+        describe: mean loss terms -> their part of the progress line
+        """
+        from fipviton.imageio import save_image
+
+        args, accelerator = self.args, self.accelerator
+        batches = infinite_batches(n_samples, self.global_batch, self.rng)
+        meter = Throughput()
+        running: dict[str, float] = {}
+        running_n = 0
+        train_start = time.perf_counter()
+        start_step = self.step
+        self.model.train()
+        with StopFlag() as stop:
+            while self.step < args.steps and not stop.stop:
+                indices = next(batches)[accelerator.process_index :: accelerator.num_processes]
+                batch = load(indices)
+                lr = self.lr(self.elapsed_before + time.perf_counter() - train_start)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                loss, terms, output = step(batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                accelerator.backward(loss)
+                accelerator.clip_grad_norm_(self.params, 1.0)
+                self.optimizer.step()
+                self.ema.update(self.model, self.step)
+                self.step += 1
+                meter.add(len(indices) * accelerator.num_processes)
+                for key, value in terms.items():
+                    running[key] = running.get(key, 0.0) + value
+                running_n += 1
+                if self.step % args.log_every == 0 or self.step == args.steps:
+                    means = {key: value / running_n for key, value in running.items()}
+                    rate = meter.rate()
+                    self.log.log(f"step {self.step}/{args.steps} {describe(means)} lr {lr:.2e} {rate:.2f} img/s")
+                    self.log.metrics(self.step, lr=lr, images_per_s=rate, **means)
+                    running, running_n = {}, 0
+                due = (args.sample_every and self.step % args.sample_every == 0) or (sample_first and self.step == 1)
+                if sample is not None and accelerator.is_main_process and due:
+                    save_image(sample(batch, output), self.out / "samples" / f"step_{self.step:06d}.png")
+                elapsed = self.elapsed_before + time.perf_counter() - train_start
+                if args.time_limit is not None and elapsed >= args.time_limit:
+                    stop.stop = True
+                checkpoint_due = self.step % args.ckpt_every == 0 or self.step == args.steps or stop.stop
+                if checkpoint_due and accelerator.is_main_process:
+                    self.meta["elapsed_s"] = elapsed
+                    save_checkpoint(
+                        self.out, self.step, self.model, self.optimizer, self.rng, self.ema, self.meta, keep=2
+                    )
+            self.stopped = stop.stop
+        accelerator.wait_for_everyone()
+        elapsed = time.perf_counter() - train_start
+        done = self.step - start_step
+        self.log.log(
+            f"trained {done} steps (to step {self.step}) in {elapsed / 60:.1f} min "
+            f"({done * self.global_batch / max(elapsed, 1e-9):.2f} img/s)"
+            + ("; stopped early, --resume continues" * self.stopped)
+        )
+
+    def finish(self, final: _Final) -> _Final:
+        """Copy the EMA weights into `final` (a fresh model of the run's config), save it to `<out>/final`."""
+        self.ema.copy_to(final)
+        if self.accelerator.is_main_process:
+            cast(Pretrained, final).save_pretrained(self.out / "final")
+        return final.eval()

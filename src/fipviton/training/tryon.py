@@ -22,9 +22,9 @@ Output folder (checkpoint layout and logs from `fipviton.training.common`):
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,39 +107,24 @@ def sample_grid(inputs: TryOnInputs, result: torch.Tensor, rows: int = 4) -> np.
     return grid.reshape(-1, grid.shape[2], 3).numpy()
 
 
-def train_tryon(args: TryOnTrainArgs, dataset: Dataset | None = None, collate=None) -> TryOnModel:
+def train_tryon(
+    args: TryOnTrainArgs,
+    dataset: Dataset | None = None,
+    collate: Callable[[list[Any]], TryOnInputs] | None = None,
+) -> TryOnModel:
     """Train (or resume) the try-on module; returns the EMA model, also saved to `<out>/final`.
 
     dataset/collate: a map-style dataset and a function from a list of its items to `TryOnInputs` (tests
     pass their own); by default the caches of `args.data` (`prepare_cache_dataset`).
     """
-    from accelerate import Accelerator
+    from fipviton.training.common import TrainLoop
 
-    from fipviton.imageio import save_image
-    from fipviton.training.common import (
-        ModelEMA,
-        RunLogger,
-        StopFlag,
-        Throughput,
-        cosine_lr,
-        infinite_batches,
-        latest_checkpoint,
-        load_checkpoint,
-        resolve_precision,
-        save_checkpoint,
-        set_threads,
-    )
-
-    set_threads(args.threads)
-    out = Path(args.out)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    log = RunLogger(out, enabled=accelerator.is_main_process)
+    loop = TrainLoop(args)
+    log, accelerator = loop.log, loop.accelerator
     config = TryOnConfig.from_preset(args.preset, **args.overrides)
-    found = latest_checkpoint(out) if args.resume else None
-    if found is not None:
-        saved = json.loads((found / "state.json").read_text())["meta"].get("config")
-        if saved is not None:
-            config = TryOnConfig.from_dict(saved)
+    saved = loop.saved_config()
+    if saved is not None:
+        config = TryOnConfig.from_dict(saved)
     t0 = time.perf_counter()
     if dataset is None:
         with accelerator.main_process_first():
@@ -149,112 +134,49 @@ def train_tryon(args: TryOnTrainArgs, dataset: Dataset | None = None, collate=No
         collate = getattr(dataset, "collate", None)
     if collate is None:
         raise ValueError("a dataset without .collate needs a collate function")
+    make_inputs: Callable[[list[Any]], TryOnInputs] = collate
     n_samples = len(dataset)  # type: ignore[arg-type]
     log.log(f"data: {n_samples} training pairs ({time.perf_counter() - t0:.1f} s)")
-    global_batch = args.batch_size * accelerator.num_processes
-    if n_samples < global_batch:
-        raise ValueError(f"{n_samples} training pairs cannot fill a batch of {global_batch}")
+    if n_samples < loop.global_batch:
+        raise ValueError(f"{n_samples} training pairs cannot fill a batch of {loop.global_batch}")
 
     model = TryOnModel(config)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=1e-4)
-    rng = np.random.default_rng(args.seed)  # the same on every process: each takes its slice of a global batch
-    torch.manual_seed(args.seed + accelerator.process_index)
-    ema = ModelEMA(model, args.ema_decay)
-    step = 0
-    elapsed_before = 0.0
-    if found is not None:
-        state = load_checkpoint(found, model, optimizer, rng, ema)
-        step = int(state["step"])
-        elapsed_before = float(state["meta"].get("elapsed_s", 0.0))
-        log.log(f"resumed from {found} at step {step}")
-    elif args.resume:
-        log.log("resume: no checkpoint found, starting from scratch")
+    trainable = [p for p in model.parameters() if p.requires_grad]  # not the frozen VAE / CLIP encoder
+    device_type = loop.device.type
+    model = loop.start(model, trainable, config.to_dict(), channels_last=device_type == "cpu")
     loss_fn = TryOnLoss(
         l1_weight=args.l1_weight,
         perceptual_weight=args.perceptual_weight,
         perceptual_layers=args.perceptual_layers,
         perceptual_crop=args.perceptual_crop,
         mask_weight=args.mask_weight,
-    )
-    device_type = accelerator.device.type
-    if device_type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    loss_fn = loss_fn.to(accelerator.device)
+    ).to(loop.device)
     bare: TryOnModel = accelerator.unwrap_model(model)
-    bf16 = resolve_precision(args.mixed_precision, device_type)
+    bf16 = loop.bf16
     log.log(
         f"tryon {config.preset or 'custom'}: {count_parameters(bare, trainable_only=True):,} trainable parameters "
         f"(unet {count_parameters(bare.unet):,}), {config.space} space {tuple(config.image_size)}, "
         f"t* {config.t_star}, timesteps {config.timestep_sampling}, source {config.train_source}, "
-        f"device {accelerator.device} x{accelerator.num_processes}, bf16 {bf16}"
+        f"device {loop.device} x{accelerator.num_processes}, bf16 {bf16}"
     )
-    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(args).items()}
-    meta: dict[str, Any] = {"options": options, "config": config.to_dict()}
-    batches = infinite_batches(n_samples, global_batch, rng)
-    meter = Throughput()
-    running: dict[str, float] = {}
-    running_n = 0
-    train_start = time.perf_counter()
-    start_step = step
-    model.train()
-    with StopFlag() as stop:
-        while step < args.steps and not stop.stop:
-            indices = next(batches)[accelerator.process_index :: accelerator.num_processes]
-            inputs = collate([dataset[int(i)] for i in np.sort(indices)]).resized(config.image_size)
-            inputs = inputs.to(accelerator.device)
-            elapsed = elapsed_before + time.perf_counter() - train_start
-            # With a time budget the cosine follows whichever ends first, the steps or the time.
-            progress_step = step
-            if args.time_limit:
-                progress_step = max(step, int(args.steps * elapsed / args.time_limit))
-            lr = cosine_lr(progress_step if step >= args.warmup else step, args.steps, args.lr, args.warmup, 0.05)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-                x_t, timesteps, target, _ = bare.diffusion.training_example(bare, inputs)
-                prediction = model(x_t, timesteps, inputs)
-                image_prediction = bare.decode(prediction) if loss_fn.needs_image else None
-            loss, terms = loss_fn(prediction, target, image_prediction, inputs.person, inputs.agnostic_mask)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            ema.update(model, step)
-            step += 1
-            meter.add(len(indices) * accelerator.num_processes)
-            for key, value in terms.items():
-                running[key] = running.get(key, 0.0) + value
-            running_n += 1
-            if step % args.log_every == 0 or step == args.steps:
-                means = {key: value / running_n for key, value in running.items()}
-                rate = meter.rate()
-                text = " ".join(f"{k} {v:.4f}" for k, v in means.items())
-                log.log(f"step {step}/{args.steps} {text} lr {lr:.2e} {rate:.2f} img/s")
-                log.metrics(step, lr=lr, images_per_s=rate, **means)
-                running, running_n = {}, 0
-            if accelerator.is_main_process and args.sample_every and step % args.sample_every == 0:
-                bare.eval()
-                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-                    result = bare.generate(inputs)
-                bare.train()
-                save_image(sample_grid(inputs, result), out / "samples" / f"step_{step:06d}.png")
-            elapsed = elapsed_before + time.perf_counter() - train_start
-            if args.time_limit is not None and elapsed >= args.time_limit:
-                stop.stop = True
-            if (step % args.ckpt_every == 0 or step == args.steps or stop.stop) and accelerator.is_main_process:
-                meta["elapsed_s"] = elapsed
-                save_checkpoint(out, step, model, optimizer, rng, ema, meta, keep=2)
-    accelerator.wait_for_everyone()
-    elapsed = time.perf_counter() - train_start
-    done = step - start_step
-    log.log(
-        f"trained {done} steps (to step {step}) in {elapsed / 60:.1f} min "
-        f"({done * global_batch / max(elapsed, 1e-9):.2f} img/s)" + ("; stopped early, --resume continues" * stop.stop)
-    )
-    final = TryOnModel(replace(config))
-    ema.copy_to(final)
-    if accelerator.is_main_process:
-        final.save_pretrained(out / "final")
-    return final.eval()
+
+    def load(indices: np.ndarray) -> TryOnInputs:
+        return make_inputs([dataset[int(i)] for i in np.sort(indices)]).resized(config.image_size).to(loop.device)
+
+    def step(inputs: TryOnInputs) -> tuple[torch.Tensor, dict[str, float], None]:
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+            x_t, timesteps, target, _ = bare.diffusion.training_example(bare, inputs)
+            prediction = model(x_t, timesteps, inputs)
+            image_prediction = bare.decode(prediction) if loss_fn.needs_image else None
+        loss, terms = loss_fn(prediction, target, image_prediction, inputs.person, inputs.agnostic_mask)
+        return loss, terms, None
+
+    def sample(inputs: TryOnInputs, _: None) -> np.ndarray:
+        bare.eval()
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+            result = bare.generate(inputs)
+        bare.train()
+        return sample_grid(inputs, result)
+
+    loop.run(n_samples, load, step, sample)
+    return loop.finish(TryOnModel(replace(config)))

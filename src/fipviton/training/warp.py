@@ -15,9 +15,8 @@ Output folder (checkpoint layout and logs from `fipviton.training.common`):
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -152,36 +151,25 @@ def sample_grid(batch: NetBatch, output: WarpOutput, rows: int = 4) -> np.ndarra
     return grid.reshape(-1, grid.shape[2], 3).numpy()
 
 
-def train_warp(args: WarpTrainArgs) -> WarpNet:
-    """Train (or resume) the warping module; returns the EMA model, also saved to `<out>/final`."""
-    from accelerate import Accelerator
-
-    from fipviton.imageio import save_image
-    from fipviton.training.common import (
-        ModelEMA,
-        RunLogger,
-        StopFlag,
-        Throughput,
-        cosine_lr,
-        infinite_batches,
-        latest_checkpoint,
-        load_checkpoint,
-        resolve_precision,
-        save_checkpoint,
-        set_threads,
+def describe_terms(means: dict[str, float]) -> str:
+    """The loss terms of a progress line (mean total, mask, L1, VGG and smoothness terms)."""
+    return (
+        f"loss {means['total']:.4f} mask {means['mask']:.4f} l1 {means['l1']:.4f} "
+        f"vgg {means['perceptual']:.4f} tv {means['smoothness']:.4f}"
     )
 
-    set_threads(args.threads)
-    out = Path(args.out)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    log = RunLogger(out, enabled=accelerator.is_main_process)
+
+def train_warp(args: WarpTrainArgs) -> WarpNet:
+    """Train (or resume) the warping module; returns the EMA model, also saved to `<out>/final`."""
+    from fipviton.training.common import TrainLoop
+
+    loop = TrainLoop(args)
+    log, accelerator = loop.log, loop.accelerator
     config = WarpConfig.preset(args.preset)
     config.cross_attention = args.cross_attention
-    found = latest_checkpoint(out) if args.resume else None
-    if found is not None:
-        saved = json.loads((found / "state.json").read_text())["meta"].get("config")
-        if saved is not None:
-            config = WarpConfig.from_dict(saved)
+    saved = loop.saved_config()
+    if saved is not None:
+        config = WarpConfig.from_dict(saved)
     t0 = time.perf_counter()
     with accelerator.main_process_first():
         cache_dir = build_cache(args.data, "train", cache_root=args.cache_root, limit=args.limit)
@@ -189,101 +177,31 @@ def train_warp(args: WarpTrainArgs) -> WarpNet:
     log.log(f"data: {len(dataset)} training pairs from {cache_dir} ({time.perf_counter() - t0:.1f} s)")
 
     model = WarpNet(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    rng = np.random.default_rng(args.seed)  # the same on every process: each takes its slice of a global batch
-    torch.manual_seed(args.seed + accelerator.process_index)
-    ema = ModelEMA(model, args.ema_decay)
-    step = 0
-    elapsed_before = 0.0  # training time of earlier sessions of this run (for --time-limit)
-    if found is not None:
-        state = load_checkpoint(found, model, optimizer, rng, ema)
-        step = int(state["step"])
-        elapsed_before = float(state["meta"].get("elapsed_s", 0.0))
-        log.log(f"resumed from {found} at step {step}")
-    elif args.resume:
-        log.log("resume: no checkpoint found, starting from scratch")
-    model = model.to(memory_format=torch.channels_last)
+    model = loop.start(model, list(model.parameters()), config.to_dict(), channels_last=True)
     loss_fn = WarpLoss(
         WarpLossWeights(
             perceptual=args.perceptual_weight,
             perceptual_layers=args.perceptual_layers,
             perceptual_samples=args.perceptual_samples,
         )
-    )
-    model, optimizer = accelerator.prepare(model, optimizer)
-    loss_fn = loss_fn.to(accelerator.device)
-    device_type = accelerator.device.type
-    bf16 = resolve_precision(args.mixed_precision, device_type)
+    ).to(loop.device)
     log.log(
         f"warp {args.preset}: {count_parameters(model):,} parameters, cross-attention {config.cross_attention}, "
-        f"net size {tuple(config.size)}, device {accelerator.device} x{accelerator.num_processes}, bf16 {bf16}"
+        f"net size {tuple(config.size)}, device {loop.device} x{accelerator.num_processes}, bf16 {loop.bf16}"
     )
-    meta = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()}}
-    meta["config"] = config.to_dict()
     size = tuple(config.size)
-    global_batch = args.batch_size * accelerator.num_processes
-    batches = infinite_batches(len(dataset), global_batch, rng)
-    meter = Throughput()
-    running: dict[str, float] = {}
-    running_n = 0
-    train_start = time.perf_counter()
-    start_step = step
-    model.train()
-    with StopFlag() as stop:
-        while step < args.steps and not stop.stop:
-            indices = next(batches)[accelerator.process_index :: accelerator.num_processes]
-            cached = WarpCache.collate([dataset[int(i)] for i in np.sort(indices)])
-            if args.flip:
-                cached = flip_batch(cached, torch.from_numpy(rng.random(len(indices)) < 0.5))
-            batch = to_network_size(cached.to(accelerator.device), size)
-            elapsed = elapsed_before + time.perf_counter() - train_start
-            # With a time budget the cosine follows whichever ends first, the steps or the time, so that a
-            # run cut by the clock still ends at a low learning rate.
-            progress_step = step
-            if args.time_limit:
-                progress_step = max(step, int(args.steps * elapsed / args.time_limit))
-            lr = cosine_lr(progress_step if step >= args.warmup else step, args.steps, args.lr, args.warmup, 0.05)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            output = run_model(model, batch, bf16, device_type)
-            loss, terms = loss_fn(output, batch.garment_mask, batch.person, batch.region)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            ema.update(model, step)
-            step += 1
-            meter.add(len(indices) * accelerator.num_processes)
-            for key, value in terms.items():
-                running[key] = running.get(key, 0.0) + value
-            running_n += 1
-            if step % args.log_every == 0 or step == args.steps:
-                means = {key: value / running_n for key, value in running.items()}
-                rate = meter.rate()
-                log.log(
-                    f"step {step}/{args.steps} loss {means['total']:.4f} mask {means['mask']:.4f} "
-                    f"l1 {means['l1']:.4f} vgg {means['perceptual']:.4f} tv {means['smoothness']:.4f} "
-                    f"lr {lr:.2e} {rate:.2f} img/s"
-                )
-                log.metrics(step, lr=lr, images_per_s=rate, **means)
-                running, running_n = {}, 0
-            if accelerator.is_main_process and (step % args.sample_every == 0 or step == 1):
-                save_image(sample_grid(batch, output), out / "samples" / f"step_{step:06d}.png")
-            elapsed = elapsed_before + time.perf_counter() - train_start
-            if args.time_limit is not None and elapsed >= args.time_limit:
-                stop.stop = True
-            if (step % args.ckpt_every == 0 or step == args.steps or stop.stop) and accelerator.is_main_process:
-                meta["elapsed_s"] = elapsed
-                save_checkpoint(out, step, model, optimizer, rng, ema, meta, keep=2)
-    accelerator.wait_for_everyone()
-    elapsed = time.perf_counter() - train_start
-    done = step - start_step
-    log.log(
-        f"trained {done} steps (to step {step}) in {elapsed / 60:.1f} min "
-        f"({done * global_batch / max(elapsed, 1e-9):.2f} img/s)" + ("; stopped early, --resume continues" * stop.stop)
-    )
-    final = WarpNet(config)
-    ema.copy_to(final)
-    if accelerator.is_main_process:
-        final.save_pretrained(out / "final")
-    return final.eval()
+
+    def load(indices: np.ndarray) -> NetBatch:
+        cached = WarpCache.collate([dataset[int(i)] for i in np.sort(indices)])
+        if args.flip:
+            cached = flip_batch(cached, torch.from_numpy(loop.rng.random(len(indices)) < 0.5))
+        return to_network_size(cached.to(loop.device), size)
+
+    def step(batch: NetBatch) -> tuple[torch.Tensor, dict[str, float], WarpOutput]:
+        output = run_model(model, batch, loop.bf16, loop.device.type)
+        loss, terms = loss_fn(output, batch.garment_mask, batch.person, batch.region)
+        return loss, terms, output
+
+    # sample_first: a grid after step 1 shows the inputs and what the run starts from.
+    loop.run(len(dataset), load, step, sample_grid, describe=describe_terms, sample_first=True)
+    return loop.finish(WarpNet(config))
