@@ -9,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+from fipviton.cli._train_options import add_training_arguments, check_training_arguments, training_options
+
 
 def _parse_override(text: str) -> tuple[str, object]:
     """KEY=VALUE with VALUE parsed as JSON when it is JSON (numbers, true/false, lists), else a string."""
@@ -33,19 +35,13 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
             "weights to --out/final. --resume continues from the newest checkpoint."
         ),
     )
-    train.add_argument("--data", type=Path, required=True, help="dataset folder (e.g. ../shared/data/viton_resize)")
-    train.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, final weights)")
+    add_training_arguments(
+        train, steps=30_000, lr=2e-4, warmup=500, sample_every=1000, cache_default="cache/ in the checkout"
+    )
     train.add_argument(
         "--preset", choices=["cpu-256", "latent-512", "latent-1024"], default="cpu-256", help="network preset"
     )
     train.add_argument("--config", choices=["default", "tiny"], default="default", help="tiny: a smoke-test network")
-    train.add_argument("--steps", type=int, default=30_000, help="total optimizer steps (default 30000)")
-    train.add_argument("--batch-size", type=int, default=8, help="images per step and process (default 8)")
-    train.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (AdamW, cosine schedule)")
-    train.add_argument("--warmup", type=int, default=500)
-    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    train.add_argument("--limit", type=int, default=None, help="use only the first N training pairs")
-    train.add_argument("--cache-root", type=Path, default=None, help="cache folder (default: cache/ in the checkout)")
     train.add_argument(
         "--warp-weights", type=Path, default=None, help="warping-module folder (default: the shipped weights)"
     )
@@ -61,18 +57,6 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="override a TryOnConfig field, e.g. --set use_body_parts=false --set t_star=400 (ablations)",
     )
     train.add_argument("--perceptual-weight", type=float, default=0.2, help="VGG perceptual weight (0 = off)")
-    train.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
-    train.add_argument(
-        "--mixed-precision",
-        choices=["auto", "no", "bf16"],
-        default="auto",
-        help="auto: bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere",
-    )
-    train.add_argument("--time-limit", type=float, default=None, help="minutes: checkpoint and stop after this")
-    train.add_argument("--log-every", type=int, default=25)
-    train.add_argument("--sample-every", type=int, default=1000)
-    train.add_argument("--ckpt-every", type=int, default=250)
-    train.add_argument("--seed", type=int, default=0)
     train.add_argument("--prepare-only", action="store_true", help="build the caches and exit")
     train.set_defaults(func=run_train_tryon)
 
@@ -115,13 +99,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 
 
 def run_train_tryon(args: argparse.Namespace) -> int:
-    from fipviton.errors import DatasetError
     from fipviton.training.tryon import TryOnTrainArgs, prepare_cache_dataset, train_tryon
 
-    if not args.data.is_dir():
-        raise DatasetError(f"{args.data}: no such directory")
-    if args.steps < 1 or args.batch_size < 1:
-        print("error: --steps and --batch-size must be positive")
+    if not check_training_arguments(args):
         return 2
     overrides = dict(args.overrides)
     if args.vae_path:
@@ -129,26 +109,11 @@ def run_train_tryon(args: argparse.Namespace) -> int:
     if args.clip_path:
         overrides.update(garment_encoder="clip", clip_path=args.clip_path)
     options = TryOnTrainArgs(
-        data=args.data,
-        out=args.out,
+        **training_options(args),
         preset="tiny" if args.config == "tiny" else args.preset,
         overrides=overrides,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        warmup=args.warmup,
-        resume=args.resume,
-        limit=args.limit,
-        cache_root=args.cache_root,
         warp_weights=args.warp_weights,
         perceptual_weight=args.perceptual_weight,
-        threads=args.threads,
-        mixed_precision=args.mixed_precision,
-        time_limit=None if args.time_limit is None else args.time_limit * 60,
-        log_every=args.log_every,
-        sample_every=args.sample_every,
-        ckpt_every=args.ckpt_every,
-        seed=args.seed,
     )
     try:
         if args.prepare_only:
