@@ -137,8 +137,7 @@ def train_tryon(
     make_inputs: Callable[[list[Any]], TryOnInputs] = collate
     n_samples = len(dataset)  # type: ignore[arg-type]
     log.log(f"data: {n_samples} training pairs ({time.perf_counter() - t0:.1f} s)")
-    if n_samples < loop.global_batch:
-        raise ValueError(f"{n_samples} training pairs cannot fill a batch of {loop.global_batch}")
+    loop.check_enough(n_samples)
 
     model = TryOnModel(config)
     trainable = [p for p in model.parameters() if p.requires_grad]  # not the frozen VAE / CLIP encoder
