@@ -134,10 +134,11 @@ def sample_grid(batch: NetBatch, output: WarpOutput, rows: int = 4) -> np.ndarra
     """(rows*H, 5*W, 3) uint8: garment | person | warped garment | warped mask over person | target."""
 
     def rgb(x: torch.Tensor) -> torch.Tensor:
-        return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1)
+        return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu()
 
     n = min(rows, batch.person.shape[0])
-    overlay = batch.person[:n] * 0.5 + torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1) * 0.5
+    red = torch.tensor([1.0, -1.0, -1.0], device=batch.person.device).view(1, 3, 1, 1)
+    overlay = batch.person[:n] * 0.5 + red * 0.5
     mask = output.mask[:n].float()
     overlay = batch.person[:n] * (1 - mask) + overlay * mask
     columns = [
