@@ -63,13 +63,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 
 
 def run_train_parser(args: argparse.Namespace) -> int:
-    from fipviton.errors import DatasetError
+    from fipviton.cli._train_options import check_training_arguments
     from fipviton.training.parser import TrainOptions, train
 
-    if not args.data.is_dir():
-        raise DatasetError(f"{args.data}: no such directory")
-    if args.steps < 1 or args.batch_size < 1:
-        print("error: --steps and --batch-size must be positive")
+    if not check_training_arguments(args):
         return 2
     opts = TrainOptions(
         data=args.data,
