@@ -93,7 +93,7 @@ def test_fit_logit_bias_recovers_a_shifted_prior() -> None:
     with torch.no_grad():
         logits = model(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
     labels = (logits + shift.view(1, -1, 1, 1)).argmax(1).numpy().astype(np.uint8)
-    bias, before, after = fit_logit_bias(model, images, labels, keep_fraction=1.0)
+    bias, before, after = fit_logit_bias(model, images, labels, keep_fraction=1.0, min_images=1)
     assert bias.shape == (NUM_LABELS,)
     assert after > before and after > 0.9
     assert bias[Label.FACE] - np.median(bias) > 0.5
@@ -145,7 +145,7 @@ def test_tiny_training_lowers_loss_and_resumes(data_dir: Path, tmp_path: Path) -
     assert latest_checkpoint(out).name == "step_000015"
     # Re-fitting the bias alone leaves the checkpoints and the network weights as they were.
     before = (out / "final" / "model.safetensors").read_bytes()
-    train(TrainOptions(out=out, steps=15, calibrate_only=True, calibrate_count=8, **common))
+    train(TrainOptions(out=out, steps=15, calibrate_only=True, calibrate_count=8, calibrate_min_images=2, **common))
     assert (out / "final" / "model.safetensors").read_bytes() == before
     assert "logit bias fitted on 8 training images" in (out / "train.log").read_text()
     assert latest_checkpoint(out).name == "step_000015"

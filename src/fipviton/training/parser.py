@@ -67,6 +67,7 @@ class TrainOptions:
     low_res_until: int = 0  # steps before this one train at half the input size (4x cheaper), then full size
     calibrate_count: int = 1500  # training images for the logit-bias fit after training (0: no fit)
     calibrate_only: bool = False  # only fit the logit bias of <out>/final and save it there again
+    calibrate_min_images: int = 50  # classes in fewer calibration images keep logit offset 0
 
 
 # ----- data -----
@@ -259,6 +260,7 @@ def fit_logit_bias(
     labels: np.ndarray,
     *,
     keep_fraction: float = 0.05,
+    min_images: int = 50,
     rounds: int = 3,
     batch_size: int = 32,
     seed: int = 0,
@@ -268,7 +270,9 @@ def fit_logit_bias(
     images: (N, H, W, 3) uint8 at the model's input size; labels: (N, H, W) uint8 internal labels.
     Coordinate ascent over a grid of offsets, on a pixel sample: every pixel whose label or prediction is
     a rare class (< 1% of the pixels) and `keep_fraction` of the others, counted with inverse-probability
-    weights so that the confusion matrix stays unbiased. The model's own `logit_bias` is ignored.
+    weights so that the confusion matrix stays unbiased. A class present in fewer than `min_images` of the
+    images keeps offset 0: a handful of examples cannot estimate it, and such classes (shoes, accessories in
+    VITON) are common in other photos. The model's own `logit_bias` is ignored.
     Returns (bias (num_labels,) float32, mIoU on the sample before, after).
     """
     num = model.config.num_labels
@@ -297,10 +301,12 @@ def fit_logit_bias(
         present = union > 0
         return float((conf.diag()[present] / union[present]).mean())
 
+    images_with = [(labels == k).reshape(len(labels), -1).any(1).sum() for k in range(num)]
+    fitted = [k for k in range(num) if images_with[k] >= min_images]
     bias = torch.zeros(num)
     before = best = miou(bias)
     for _ in range(rounds):
-        for k in range(num):
+        for k in fitted:
             for delta in (-2.0, -1.0, -0.5, -0.25, -0.1, 0.1, 0.25, 0.5, 1.0):
                 trial = bias.clone()
                 trial[k] += delta
@@ -326,7 +332,9 @@ def calibrate(model: HumanParser, opts: TrainOptions, images: np.ndarray, labels
         sub_labels = np.stack(
             [cv2.resize(lb, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for lb in sub_labels]
         )
-    bias, before, after = fit_logit_bias(model, sub_images, sub_labels, seed=opts.seed)
+    bias, before, after = fit_logit_bias(
+        model, sub_images, sub_labels, seed=opts.seed, min_images=opts.calibrate_min_images
+    )
     model.set_logit_bias([round(float(b), 3) for b in bias])
     log.log(
         f"logit bias fitted on {len(idx)} training images in {time.perf_counter() - t:.0f} s: "
