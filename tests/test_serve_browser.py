@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from fipviton.examples import example_pairs
-from fipviton.serve.testing import ServerProcess
+from server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from fipviton.examples import example_pairs
-from fipviton.serve.testing import ServerProcess, peak_rss_mb
+from server_process import ServerProcess, peak_rss_mb
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Running the real server in a child process, for the browser and load tests and for benchmarks.
+"""Running the real server in a child process, for the browser and load tests.
 
 `ServerProcess` starts `fipviton serve` on a free loopback port, waits until /healthz answers, keeps the log,
 and stops the process on exit; `peak_rss_mb` reads a process's peak memory.
