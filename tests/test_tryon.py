@@ -124,6 +124,22 @@ def test_timestep_sampling_and_training_sources() -> None:
     assert composite.diffusion.training_example(composite, inputs, generator=g)[3].all()
 
 
+def test_inference_t_star_is_the_single_step_default() -> None:
+    model = _tiny(t_star=500)
+    inputs = _random_inputs()
+
+    def run(**kwargs) -> torch.Tensor:
+        return model.diffusion.single_step(model, inputs, generator=torch.Generator().manual_seed(4), **kwargs)
+
+    assert model.config.sampling_t_star == 500
+    at_500, at_300 = run(), run(t=300)
+    assert not torch.equal(at_500, at_300)
+    model.config.inference_t_star = 300  # inference only: training samples from t_star
+    assert torch.equal(run(), at_300)
+    with pytest.raises(ValueError, match="inference_t_star"):
+        TryOnConfig.from_preset("cpu-256", inference_t_star=1000)
+
+
 def test_inputs_of_the_wrong_size_are_refused() -> None:
     model = _tiny()
     with pytest.raises(ValueError, match="agnostic"):

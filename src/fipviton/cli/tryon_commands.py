@@ -149,7 +149,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
         result: dict = {"unpaired": summary}
     else:
         modes = (False, True) if args.repaint is None else (bool(args.repaint),)
-        overrides = {} if args.t_star is None else {"t_star": args.t_star}
+        overrides = {} if args.t_star is None else {"inference_t_star": args.t_star}
         model = TryOnModel.from_pretrained(args.weights, **overrides)
         result, grid = evaluate_paired(
             model,

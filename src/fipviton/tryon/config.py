@@ -85,7 +85,10 @@ class TryOnConfig:
 
     Altered diffusion (DESIGN section 4 item 5)
         num_train_timesteps, beta_schedule, beta_start, beta_end: the diffusers noise schedule.
-        t_star:       the timestep of single-step inference (and of "fixed" training).
+        t_star:       the timestep of "fixed" training, and of single-step inference unless inference_t_star is set.
+        inference_t_star: the timestep of single-step inference when it differs from t_star (None: t_star).
+                      A network trained with "mixed" timesteps can be run at another t*; it is chosen on
+                      training pairs (see the model card), never on test pairs.
         timestep_sampling: training timesteps: "fixed" (always t*), "range" (uniform in t* +- t_spread),
                       "uniform" (all of [1, T-1]: what the DDIM sampler needs), "mixed" (t* with
                       probability p_fixed, else uniform: one model for both).
@@ -121,6 +124,7 @@ class TryOnConfig:
     beta_start: float = 0.0001
     beta_end: float = 0.02
     t_star: int = 500
+    inference_t_star: int | None = None
     timestep_sampling: str = "mixed"
     t_spread: int = 100
     p_fixed: float = 0.7
@@ -152,6 +156,15 @@ class TryOnConfig:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if not 0 < self.t_star < self.num_train_timesteps:
             raise ValueError(f"t_star must be in (0, {self.num_train_timesteps}), got {self.t_star}")
+        if self.inference_t_star is not None and not 0 < self.inference_t_star < self.num_train_timesteps:
+            raise ValueError(
+                f"inference_t_star must be in (0, {self.num_train_timesteps}) or None, got {self.inference_t_star}"
+            )
+
+    @property
+    def sampling_t_star(self) -> int:
+        """The timestep single-step inference (and DDIM from the noise condition image) starts from."""
+        return self.t_star if self.inference_t_star is None else self.inference_t_star
         levels = len(self.block_out_channels)
         if any(not 0 <= level < levels for level in self.attention_levels):
             raise ValueError(f"attention_levels {self.attention_levels} outside 0..{levels - 1}")

@@ -145,8 +145,9 @@ class AlteredDiffusion:
         t: int | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Single-step try-on: (B, 3, H, W) in [-1, 1] from the noise condition image noised to t (default t*)."""
-        t = self.config.t_star if t is None else int(t)
+        """Single-step try-on: (B, 3, H, W) in [-1, 1] from the noise condition image noised to t
+        (default: the config's inference t*)."""
+        t = self.config.sampling_t_star if t is None else int(t)
         local, tokens = model.conditions(inputs)
         source = model.encode_image(inputs.noise_condition())
         timesteps = torch.full((inputs.batch_size,), t, dtype=torch.long, device=source.device)
@@ -204,7 +205,7 @@ class AlteredDiffusion:
             h, w = model.model_size
             x = _randn((b, model.latent_channels, h, w), like.float(), generator)
         elif start == "condition":
-            t_start = self.config.t_star if strength is None else round(float(strength) * last)
+            t_start = self.config.sampling_t_star if strength is None else round(float(strength) * last)
             scheduler, timesteps = self.ddim_scheduler(steps, t_start)
             source = model.encode_image(inputs.noise_condition()).float()
             first = torch.full((b,), int(timesteps[0]), dtype=torch.long, device=source.device)

@@ -278,8 +278,8 @@ class TryOnModel(nn.Module):
     ) -> TryOnModel:
         """Load a model saved by `save_pretrained`; `None` loads the weights shipped in `fipviton/weights/tryon`.
 
-        `overrides` replace config fields that do not change the weights (e.g. `vae_path`, `clip_path`, `t_star`
-        for a user whose VAE or CLIP folder lives elsewhere). Returns the model in eval mode on `device`.
+        `overrides` replace config fields that do not change the weights (e.g. `vae_path`, `clip_path` for a user
+        whose VAE or CLIP folder lives elsewhere, `inference_t_star`). Returns the model in eval mode on `device`.
         """
         from dataclasses import replace
 
