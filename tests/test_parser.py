@@ -127,7 +127,7 @@ def test_tiny_training_lowers_loss_and_resumes(data_dir: Path, tmp_path: Path) -
         log_every=1, val_every=1000, val_count=8, ckpt_every=6, threads=2, background_p=0.0,
     )  # fmt: skip
     out = tmp_path / "run"
-    train(TrainOptions(out=out, steps=12, **common))
+    train(TrainOptions(out=out, steps=12, calibrate_count=16, **common))
     losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines() if "loss" in line]
     assert len(losses) == 12
     assert np.mean(losses[-3:]) < np.mean(losses[:3])

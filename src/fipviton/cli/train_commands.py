@@ -51,13 +51,13 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument(
         "--calibrate-count",
         type=int,
-        default=1500,
-        help="training images for the per-class logit-bias fit after training (0: none; default 1500)",
+        default=0,
+        help="training images for a per-class logit-bias fit after training (default 0: none; e.g. 1500)",
     )
     parser.add_argument(
         "--calibrate-only",
         action="store_true",
-        help="do not train: fit the logit bias of --out/final and save it there",
+        help="do not train: fit the logit bias of --out/final on --calibrate-count images and save it there",
     )
     parser.set_defaults(func=run_train_parser)
 
@@ -67,6 +67,9 @@ def run_train_parser(args: argparse.Namespace) -> int:
     from fipviton.training.parser import TrainOptions, train
 
     if not check_training_arguments(args):
+        return 2
+    if args.calibrate_only and args.calibrate_count < 1:
+        print("error: --calibrate-only needs --calibrate-count N (training images for the fit, e.g. 1500)")
         return 2
     opts = TrainOptions(
         data=args.data,

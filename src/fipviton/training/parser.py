@@ -5,9 +5,10 @@ step costs only augmentation and the network. Augmentation (batched, in torch): 
 left/right label swap, random scale / rotation / translation, colour jitter, and replacement of the
 near-white VITON background by random colours and smooth patterns (the parser must work on other photos).
 Loss: class-weighted cross-entropy + soft Dice (rare classes count as much as common ones in mIoU).
-The weighting and the oversampling of rare classes make the network over-predict them; after training,
-`fit_logit_bias` fits one logit offset per class on training images (maximising their mIoU), stored in
-the config and applied at inference.
+The weighting and the oversampling of rare classes make the network over-predict them; optionally
+(`calibrate_count`), `fit_logit_bias` fits one logit offset per class on training images (maximising their
+mIoU), stored in the config and applied at inference. It raises VITON's mIoU but follows VITON's label prior
+(it turned a tattooed forearm into background), so the shipped weights do not use it.
 
 `train(TrainOptions)` is what `fipviton train parser` calls; checkpoints, logs and sample grids go to `out`.
 """
@@ -65,7 +66,7 @@ class TrainOptions:
     background_p: float = 0.5
     rare_boost: float = 8.0  # images with rare classes (legs, shoes, accessories) are drawn up to this much more
     low_res_until: int = 0  # steps before this one train at half the input size (4x cheaper), then full size
-    calibrate_count: int = 1500  # training images for the logit-bias fit after training (0: no fit)
+    calibrate_count: int = 0  # training images for a logit-bias fit after training (0: none; opt-in, see the card)
     calibrate_only: bool = False  # only fit the logit bias of <out>/final and save it there again
     calibrate_min_images: int = 50  # classes in fewer calibration images keep logit offset 0
 
@@ -362,6 +363,8 @@ def train(opts: TrainOptions) -> HumanParser:
     t0 = time.perf_counter()
     images, labels, _ = build_cache(opts.data, "train", (256, 192), cache_dir, opts.limit)
     if opts.calibrate_only:
+        if opts.calibrate_count <= 0:
+            raise ValueError("calibrate_only needs calibrate_count > 0")
         final = HumanParser.from_pretrained(out / "final")
         calibrate(final, opts, images, labels, log)
         if accelerator.is_main_process:
