@@ -48,9 +48,9 @@ class ParserConfig:
     decoder_fine: channels of the last decoder level (1/2 resolution), kept narrow: it dominates the cost.
     separable:   depthwise-separable blocks (True) or plain 3x3 convolutions (False).
     num_labels:  output classes (the internal label set).
-    logit_bias:  per-class constants added to the logits at inference only (empty: none). Fitted after training
-                 on training images (`fipviton.training.parser.fit_logit_bias`): the class-weighted loss and
-                 the oversampling of rare classes make the network over-predict them, and this corrects it.
+    logit_bias:  per-class constants added to the logits at inference only (empty: none; the shipped weights
+                 have none). Optionally fitted on training images (`fipviton.training.parser.fit_logit_bias`)
+                 against the over-prediction of rare classes that the class-weighted loss causes.
     """
 
     input_size: tuple[int, int] = (256, 192)

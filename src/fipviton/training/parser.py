@@ -118,6 +118,20 @@ def build_cache(data: Path, split: str, size: tuple[int, int], cache_dir: Path |
     return images, parsing, names
 
 
+def resize_arrays(images: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W, 3) images (area) and (N, H, W) label maps (nearest) resized to `size` = (h, w); unchanged if
+    they already have it."""
+    if tuple(images.shape[1:3]) == tuple(size):
+        return images, labels
+    import cv2
+
+    h, w = size
+    return (
+        np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images]),
+        np.stack([cv2.resize(lb, (w, h), interpolation=cv2.INTER_NEAREST) for lb in labels]),
+    )
+
+
 _SWAP = torch.arange(256, dtype=torch.long)
 for _left, _right in FLIP_SWAP:
     _SWAP[int(_left)], _SWAP[int(_right)] = int(_right), int(_left)
@@ -324,15 +338,7 @@ def calibrate(model: HumanParser, opts: TrainOptions, images: np.ndarray, labels
     t = time.perf_counter()
     rng = np.random.default_rng(opts.seed + 1)
     idx = np.sort(rng.choice(len(images), min(opts.calibrate_count, len(images)), replace=False))
-    size = model.config.input_size
-    sub_images, sub_labels = images[idx], labels[idx]
-    if tuple(sub_images.shape[1:3]) != tuple(size):
-        import cv2
-
-        sub_images = np.stack([cv2.resize(im, (size[1], size[0]), interpolation=cv2.INTER_AREA) for im in sub_images])
-        sub_labels = np.stack(
-            [cv2.resize(lb, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for lb in sub_labels]
-        )
+    sub_images, sub_labels = resize_arrays(images[idx], labels[idx], model.config.input_size)
     bias, before, after = fit_logit_bias(
         model, sub_images, sub_labels, seed=opts.seed, min_images=opts.calibrate_min_images
     )
@@ -374,13 +380,7 @@ def train(opts: TrainOptions) -> HumanParser:
     val_images, val_labels, _ = build_cache(opts.data, "test", (256, 192), cache_dir, None if not opts.limit else 64)
     stride = max(1, len(val_images) // max(1, opts.val_count))
     val_images, val_labels = val_images[::stride][: opts.val_count], val_labels[::stride][: opts.val_count]
-    if tuple(val_images.shape[1:3]) != tuple(size):
-        import cv2
-
-        val_images = np.stack([cv2.resize(im, (size[1], size[0]), interpolation=cv2.INTER_AREA) for im in val_images])
-        val_labels = np.stack(
-            [cv2.resize(lb, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for lb in val_labels]
-        )
+    val_images, val_labels = resize_arrays(val_images, val_labels, size)
     log.log(f"data: {len(images)} train, {len(val_images)} val images ({time.perf_counter() - t0:.1f} s to load/cache)")
 
     model = HumanParser(config).to(memory_format=torch.channels_last)
