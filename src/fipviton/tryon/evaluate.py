@@ -50,8 +50,13 @@ def image_metrics(
     if lpips is not None:
         if target_features is None:
             target_features = lpips.features(target.float().clamp(-1, 1))
-        out["st_lpips"] = lpips.distance(lpips.features(prediction.float().clamp(-1, 1)), target_features)
+        out["st_lpips"] = st_lpips_distance(prediction, lpips, target_features)
     return out
+
+
+def st_lpips_distance(prediction: torch.Tensor, lpips, target_features: list[torch.Tensor]) -> torch.Tensor:
+    """Per-image ST-LPIPS (B,) of (B, 3, H, W) images in [-1, 1] against `lpips.features(target)`."""
+    return lpips.distance(lpips.features(prediction.float().clamp(-1, 1)), target_features)
 
 
 def repaint(prediction: torch.Tensor, inputs: TryOnInputs) -> torch.Tensor:
@@ -132,7 +137,7 @@ def evaluate_paired(
             scored = (repaint(prediction, inputs) if mode else prediction).cpu()
             values = image_metrics(scored, target)
             if target_features is not None:
-                values["st_lpips"] = image_metrics(scored[:keep], target[:keep], lpips, target_features)["st_lpips"]
+                values["st_lpips"] = st_lpips_distance(scored[:keep], lpips, target_features)
             for key, value in values.items():
                 scores.setdefault(name, {}).setdefault(key, []).append(value)
         for i in range(min(inputs.batch_size, grid_rows - len(rows))):
