@@ -374,11 +374,6 @@ class TrainLoop:
         self.stopped = False  # by a signal or the time budget: --resume continues
         self.elapsed_before = 0.0  # training seconds of earlier sessions of this run (for the time budget)
 
-    def check_enough(self, n_samples: int) -> None:
-        """Refuse a dataset that cannot fill one global batch (batches are drawn without repeats)."""
-        if n_samples < self.global_batch:
-            raise ValueError(f"{n_samples} training pairs cannot fill a batch of {self.global_batch}")
-
     def saved_config(self) -> dict[str, Any] | None:
         """The model config stored in the checkpoint being resumed (None: a new run, or none stored)."""
         if self.found is None:
@@ -440,7 +435,8 @@ class TrainLoop:
         from fipviton.imageio import save_image
 
         args, accelerator = self.args, self.accelerator
-        self.check_enough(n_samples)
+        if n_samples < self.global_batch:  # batches are drawn without repeats: it would never fill one
+            raise ValueError(f"{n_samples} training pairs cannot fill a batch of {self.global_batch}")
         batches = infinite_batches(n_samples, self.global_batch, self.rng)
         meter = Throughput()
         running: dict[str, float] = {}

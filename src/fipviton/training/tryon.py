@@ -137,7 +137,6 @@ def train_tryon(
     make_inputs: Callable[[list[Any]], TryOnInputs] = collate
     n_samples = len(dataset)  # type: ignore[arg-type]
     log.log(f"data: {n_samples} training pairs ({time.perf_counter() - t0:.1f} s)")
-    loop.check_enough(n_samples)
 
     model = TryOnModel(config)
     trainable = [p for p in model.parameters() if p.requires_grad]  # not the frozen VAE / CLIP encoder
