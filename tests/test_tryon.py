@@ -17,7 +17,7 @@ import torch
 
 from conftest import require
 from fipviton.tryon import TryOnConfig, TryOnInputs, TryOnModel, noise_condition_image
-from fipviton.tryon.cache import inputs_from_arrays
+from fipviton.tryon.cache import inputs_from_arrays, shrink_warped
 from fipviton.tryon.inputs import random_inputs
 
 SIZE = (64, 48)
@@ -89,6 +89,22 @@ def test_noise_condition_image_pastes_the_warped_garment() -> None:
     soft = torch.full_like(inputs.warped_mask, 0.25)
     blended = noise_condition_image(inputs.agnostic, inputs.warped, soft)
     assert torch.allclose(blended, 0.75 * inputs.agnostic + 0.25 * inputs.warped)
+
+
+def test_shrink_warped_erodes_and_cuts_the_hem() -> None:
+    mask = np.zeros((64, 48), np.uint8)
+    mask[10:50, 8:40] = 255  # a 40-row garment
+    garment = np.random.default_rng(0).integers(0, 200, (64, 48, 3), dtype=np.uint8)
+    garment[mask == 0] = 255
+    shrunk, shrunk_mask = shrink_warped(garment, mask, erode_px=3, hem_fraction=0.25)
+    rows = np.flatnonzero((shrunk_mask > 0).any(1))
+    cols = np.flatnonzero((shrunk_mask > 0).any(0))
+    assert (rows[0], cols[0], cols[-1]) == (13, 11, 36)  # eroded by 3 px on the top and the sides
+    assert rows[-1] == 38  # the eroded garment spans rows 13-46: the lowest quarter (8 rows) is cut off
+    kept = shrunk_mask > 0
+    assert np.array_equal(shrunk[kept], garment[kept]) and (shrunk[~kept] == 255).all()
+    unchanged, unchanged_mask = shrink_warped(garment, mask, erode_px=0, hem_fraction=0.0)
+    assert np.array_equal(unchanged, garment) and np.array_equal(unchanged_mask, mask)
 
 
 def test_single_step_and_ddim_outputs() -> None:

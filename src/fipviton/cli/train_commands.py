@@ -28,6 +28,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument(
         "--rare-boost", type=float, default=8.0, help="oversample images with rare classes up to this factor"
     )
+    parser.add_argument(
+        "--class-weight-power",
+        type=float,
+        default=0.5,
+        help="cross-entropy class weights (median frequency / frequency) ** this (default 0.5; 0: unweighted)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--cache", type=Path, default=Path("cache"), help="folder for decoded arrays (default cache)")
@@ -82,6 +88,7 @@ def run_train_parser(args: argparse.Namespace) -> int:
         resume=args.resume,
         low_res_until=args.low_res_until,
         rare_boost=args.rare_boost,
+        class_weight_power=args.class_weight_power,
         calibrate_count=args.calibrate_count,
         calibrate_only=args.calibrate_only,
         limit=args.limit,

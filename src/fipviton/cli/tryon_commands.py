@@ -57,6 +57,13 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="override a TryOnConfig field, e.g. --set use_body_parts=false --set t_star=400 (ablations)",
     )
     train.add_argument("--perceptual-weight", type=float, default=0.2, help="VGG perceptual weight (0 = off)")
+    train.add_argument(
+        "--shrink-prob",
+        type=float,
+        default=0.0,
+        help="probability of shrinking the warped garment of a training pair (erosion + shorter hem), so that "
+        "the network learns to fill the holes an unpaired garment leaves (default 0)",
+    )
     train.add_argument("--prepare-only", action="store_true", help="build the caches and exit")
     train.set_defaults(func=run_train_tryon)
 
@@ -103,6 +110,9 @@ def run_train_tryon(args: argparse.Namespace) -> int:
 
     if not check_training_arguments(args):
         return 2
+    if not 0.0 <= args.shrink_prob <= 1.0:
+        print(f"error: --shrink-prob must be in [0, 1], got {args.shrink_prob}")
+        return 2
     overrides = dict(args.overrides)
     if args.vae_path:
         overrides["vae_path"] = args.vae_path
@@ -114,6 +124,7 @@ def run_train_tryon(args: argparse.Namespace) -> int:
         overrides=overrides,
         warp_weights=args.warp_weights,
         perceptual_weight=args.perceptual_weight,
+        shrink_prob=args.shrink_prob,
     )
     try:
         if args.prepare_only:

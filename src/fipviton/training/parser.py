@@ -65,6 +65,7 @@ class TrainOptions:
     mixed_precision: str = "no"
     background_p: float = 0.5
     rare_boost: float = 8.0  # images with rare classes (legs, shoes, accessories) are drawn up to this much more
+    class_weight_power: float = 0.5  # cross-entropy class weights (median freq / freq) ** this; 0: unweighted
     low_res_until: int = 0  # steps before this one train at half the input size (4x cheaper), then full size
     calibrate_count: int = 0  # training images for a logit-bias fit after training (0: none; opt-in, see the card)
     calibrate_only: bool = False  # only fit the logit bias of <out>/final and save it there again
@@ -199,13 +200,14 @@ def augment(
     return x.clamp_(0, 1).contiguous(memory_format=torch.channels_last), y
 
 
-def class_weights(labels: np.ndarray, num_classes: int = NUM_LABELS) -> torch.Tensor:
-    """(num_classes,) cross-entropy weights: (median frequency / frequency) ** 0.5, clipped to [0.3, 5]."""
+def class_weights(labels: np.ndarray, num_classes: int = NUM_LABELS, power: float = 0.5) -> torch.Tensor:
+    """(num_classes,) cross-entropy weights: (median frequency / frequency) ** power, clipped to [0.3, 5]
+    (power 0: all 1, plain cross-entropy)."""
     counts = np.bincount(labels.ravel(), minlength=num_classes).astype(np.float64)
     freq = counts / counts.sum()
     present = freq > 0
     median = np.median(freq[present])
-    weights = np.where(present, np.sqrt(median / np.maximum(freq, 1e-12)), 1.0)
+    weights = np.where(present, (median / np.maximum(freq, 1e-12)) ** power, 1.0)
     return torch.from_numpy(np.clip(weights, 0.3, 5.0)).float()
 
 
@@ -384,7 +386,7 @@ def train(opts: TrainOptions) -> HumanParser:
     log.log(f"data: {len(images)} train, {len(val_images)} val images ({time.perf_counter() - t0:.1f} s to load/cache)")
 
     model = HumanParser(config).to(memory_format=torch.channels_last)
-    weights = class_weights(labels)
+    weights = class_weights(labels, power=opts.class_weight_power)
     log.log(f"parser {opts.config}: {count_parameters(model):,} parameters; class weights {weights.numpy().round(2)}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     rng = np.random.default_rng(opts.seed + accelerator.process_index)

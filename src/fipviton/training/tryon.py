@@ -73,6 +73,7 @@ class TryOnTrainArgs:
     perceptual_crop: tuple[int, int] | None = (96, 72)
     mask_weight: float = 0.0
     flip_prob: float = 0.5
+    shrink_prob: float = 0.0  # probability of shrinking the warped garment (`fipviton.tryon.cache.shrink_warped`)
     time_limit: float | None = None
 
 
@@ -93,7 +94,7 @@ def prepare_cache_dataset(args: TryOnTrainArgs, size: tuple[int, int] | None = N
     warp_root = cache_root / "warp" if cache_root else None
     warp_dir = build_cache(args.data, "train", size=tuple(size), cache_root=warp_root, limit=args.limit)
     tryon_dir = build_tryon_cache(warp_dir, warper, tag, cache_root=cache_root)
-    return TryOnCacheDataset(warp_dir, tryon_dir, flip_prob=args.flip_prob)
+    return TryOnCacheDataset(warp_dir, tryon_dir, flip_prob=args.flip_prob, shrink_prob=args.shrink_prob)
 
 
 def sample_grid(inputs: TryOnInputs, result: torch.Tensor, rows: int = 4) -> np.ndarray:
