@@ -311,3 +311,12 @@ def test_cli_registers_train_tryon() -> None:
         ["train", "tryon", "--data", ".", "--out", "x", "--config", "tiny", "--set", "use_body_parts=false"]
     )
     assert args.config == "tiny" and args.overrides == [("use_body_parts", False)]
+
+
+def test_cli_refuses_a_shrink_probability_outside_0_1(tmp_path: Path, capsys) -> None:
+    from fipviton.cli import main
+
+    args = ["train", "tryon", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--shrink-prob", "1.5"]
+    assert main(args) == 2
+    assert "--shrink-prob must be in [0, 1]" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()

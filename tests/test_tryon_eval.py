@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import require
@@ -33,6 +34,13 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys) -> None:
     assert pasted["ssim"] > raw["ssim"] and pasted["psnr"] > raw["psnr"]
     assert grid.ndim == 3 and grid.shape[2] == 3
 
+    # With the warped garments shrunk, the noise condition images (third column of the grid) have holes.
+    holed, holed_grid = evaluate_paired(
+        model, root, "test", limit=4, batch_size=2, cache_root=tmp_path / "cache", shrink_warp=(6, 0.2)
+    )
+    assert holed["repaint"]["shrink_warp"] == [6, 0.2] and results["repaint"]["shrink_warp"] is None
+    assert holed_grid.shape == grid.shape and not (holed_grid == grid).all()
+
     weights = tmp_path / "tiny"
     model.save_pretrained(weights)
     out = tmp_path / "grid.png"
@@ -42,3 +50,11 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys) -> None:
     report = json.loads(capsys.readouterr().out)
     assert {"ssim", "psnr", "st_lpips", "count", "seconds_per_image"} <= set(report) and report["count"] == 2
     assert out.is_file()
+
+
+def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "tryon", "--data", str(tmp_path), "--shrink-warp", "6"])
+    assert exit_info.value.code == 2 and "PX,FRACTION" in capsys.readouterr().err
+    assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--shrink-warp", "6,0.2"]) == 2
+    assert "--shrink-warp needs --pairs paired" in capsys.readouterr().out

@@ -97,12 +97,32 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "--st-lpips-limit", type=int, default=None, metavar="N", help="ST-LPIPS on the first N pairs only (CPU time)"
     )
     evaluate.add_argument(
+        "--shrink-warp",
+        type=_shrink_spec,
+        default=None,
+        metavar="PX,FRACTION",
+        help="paired only: erode every warped garment by PX pixels and cut FRACTION of its height off the hem "
+        "before the try-on (e.g. 6,0.2), to score how the network fills the holes an unpaired garment leaves",
+    )
+    evaluate.add_argument(
         "--cache-root", type=Path, default=None, help="cache folder (default: cache/ in the checkout)"
     )
     evaluate.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     evaluate.add_argument("--grid", type=Path, default=None, metavar="PNG", help="write a sample grid here")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=run_eval_tryon)
+
+
+def _shrink_spec(text: str) -> tuple[int, float]:
+    """`--shrink-warp` "PX,FRACTION" -> (pixels >= 0, fraction in [0, 1))."""
+    try:
+        pixels, fraction = text.split(",")
+        spec = (int(pixels), float(fraction))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PX,FRACTION (e.g. 6,0.2), got {text!r}") from None
+    if spec[0] < 0 or not 0.0 <= spec[1] < 1.0:
+        raise argparse.ArgumentTypeError(f"PX must be >= 0 and FRACTION in [0, 1), got {text!r}")
+    return spec
 
 
 def run_train_tryon(args: argparse.Namespace) -> int:
@@ -151,6 +171,9 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         print("error: --steps, --batch-size and --limit must be positive")
         return 2
+    if args.shrink_warp is not None and args.pairs == "unpaired":
+        print("error: --shrink-warp needs --pairs paired (it is scored against the ground truth)")
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.pairs == "unpaired":
@@ -173,6 +196,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
             cache_root=args.cache_root,
             warp_weights=args.warp_weights,
             st_lpips_limit=args.st_lpips_limit,
+            shrink_warp=args.shrink_warp,
         )
         # Top level: the asked-for mode's keys (ssim, psnr, st_lpips, count, seconds_per_image, ...); with both
         # modes, the raw output's, and the repainted scores under "repaint".

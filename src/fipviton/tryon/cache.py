@@ -159,6 +159,7 @@ class TryOnCacheDataset(Dataset):
     flip_prob: probability of the horizontal flip augmentation (images mirrored, left/right parts swapped).
     shrink_prob: probability of `shrink_warped` (erosion by 0 to `shrink_max_erode` pixels, and 0 to
         `shrink_max_hem` of the garment's height cut off the hem, each drawn uniformly).
+    fixed_shrink: (erode_px, hem_fraction) applied to every item instead (evaluation of hole filling).
     """
 
     def __init__(
@@ -170,6 +171,7 @@ class TryOnCacheDataset(Dataset):
         shrink_prob: float = 0.0,
         shrink_max_erode: int = 10,
         shrink_max_hem: float = 0.3,
+        fixed_shrink: tuple[int, float] | None = None,
     ) -> None:
         from fipviton.warp.cache import WarpCache
 
@@ -182,6 +184,7 @@ class TryOnCacheDataset(Dataset):
         self.shrink_prob = shrink_prob
         self.shrink_max_erode = shrink_max_erode
         self.shrink_max_hem = shrink_max_hem
+        self.fixed_shrink = fixed_shrink
 
     def __len__(self) -> int:
         return len(self.source)
@@ -201,10 +204,11 @@ class TryOnCacheDataset(Dataset):
             "body_parts": np.asarray(record["body_parts"]),
             "garment": np.asarray(record["garment"]),
         }
-        if self.shrink_prob > 0 and float(torch.rand(())) < self.shrink_prob:
-            erode = int(torch.randint(0, self.shrink_max_erode + 1, ()))
-            hem = float(torch.rand(())) * self.shrink_max_hem
-            values["warped"], values["warped_mask"] = shrink_warped(values["warped"], values["warped_mask"], erode, hem)
+        shrink = self.fixed_shrink
+        if shrink is None and self.shrink_prob > 0 and float(torch.rand(())) < self.shrink_prob:
+            shrink = (int(torch.randint(0, self.shrink_max_erode + 1, ())), float(torch.rand(())) * self.shrink_max_hem)
+        if shrink is not None:
+            values["warped"], values["warped_mask"] = shrink_warped(values["warped"], values["warped_mask"], *shrink)
         if self.flip_prob > 0 and float(torch.rand(())) < self.flip_prob:
             values = {k: np.ascontiguousarray(v[:, ::-1]) for k, v in values.items()}
             values["body_parts"] = flip_parts(values["body_parts"])

@@ -93,11 +93,15 @@ def evaluate_paired(
     grid_rows: int = 8,
     seed: int = 0,
     st_lpips_limit: int | None = None,
+    shrink_warp: tuple[int, float] | None = None,
 ) -> tuple[dict[str, dict], np.ndarray]:
     """Paired metrics of `model` for each repaint mode ({"raw": ..., "repaint": ...}) and a sample grid.
 
     st_lpips_limit: ST-LPIPS (three VGG16 passes per image, the bulk of the cost on a CPU) only on the first N
     pairs; SSIM and PSNR on all. The count it was computed on is reported as `st_lpips_count`.
+    shrink_warp: (erode_px, hem_fraction): every warped garment made smaller first (`shrink_warped`), so that
+    it leaves holes in the agnostic region as an unpaired garment does; the scores then measure how well the
+    network fills them (the ground truth says what belongs there).
     """
     from fipviton.losses.perceptual import STLPIPS
     from fipviton.tryon.cache import TryOnCacheDataset, build_tryon_cache, warpnet_warper
@@ -110,7 +114,7 @@ def evaluate_paired(
     warper, tag = warpnet_warper(warp_weights)
     tryon_root = Path(cache_root) if cache_root else None
     tryon_cache = build_tryon_cache(warp_cache, warper, tag, cache_root=tryon_root)
-    dataset = TryOnCacheDataset(warp_cache, tryon_cache, flip_prob=0.0)
+    dataset = TryOnCacheDataset(warp_cache, tryon_cache, flip_prob=0.0, fixed_shrink=shrink_warp)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     lpips = STLPIPS().eval()
     device = model.device
@@ -161,6 +165,7 @@ def evaluate_paired(
                 "repaint": name == "repaint",
                 "resolution": f"{size[0]}x{size[1]}",
                 "batch_size": batch_size,
+                "shrink_warp": list(shrink_warp) if shrink_warp is not None else None,
             }
         )
     return results, sample_grid(rows)
