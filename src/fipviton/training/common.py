@@ -24,7 +24,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO, TypeVar, cast
 
@@ -304,23 +304,31 @@ def cache_is_current(meta_path: Path, wanted: dict[str, Any]) -> bool:
     return {k: meta.get(k) for k in wanted} == wanted
 
 
-class TrainOptions(Protocol):
-    """The options `TrainLoop` reads (fields of a trainer's options dataclass, e.g. `WarpTrainArgs`)."""
+@dataclass(kw_only=True)
+class TrainRunOptions:
+    """The options every `TrainLoop` run has (the shared CLI flags, `fipviton.cli._train_options`). Each
+    trainer's options (`WarpTrainArgs`, `TryOnTrainArgs`) extend it and may change the defaults.
 
+    time_limit: seconds of training over all resumed sessions; then checkpoint and stop.
+    """
+
+    data: Path | None
     out: Path
-    steps: int
-    batch_size: int
-    lr: float
-    warmup: int
-    resume: bool
-    log_every: int
-    sample_every: int
-    ckpt_every: int
-    seed: int
-    threads: int | None
-    mixed_precision: str
-    ema_decay: float
-    time_limit: float | None  # seconds of training over all resumed sessions
+    steps: int = 20_000
+    batch_size: int = 8
+    lr: float = 3e-4
+    warmup: int = 200
+    resume: bool = False
+    limit: int | None = None  # use only the first N training pairs (tests, smoke runs)
+    cache_root: Path | None = None
+    log_every: int = 25
+    sample_every: int = 500
+    ckpt_every: int = 250
+    seed: int = 0
+    threads: int | None = None
+    mixed_precision: str = "auto"  # "auto", "no" or "bf16"
+    ema_decay: float = 0.999
+    time_limit: float | None = None
 
 
 class Pretrained(Protocol):
@@ -358,7 +366,7 @@ class TrainLoop:
     ema: ModelEMA
     meta: dict[str, Any]  # state.json "meta": options, config, elapsed_s
 
-    def __init__(self, args: TrainOptions) -> None:
+    def __init__(self, args: TrainRunOptions) -> None:
         from accelerate import Accelerator
 
         set_threads(args.threads)

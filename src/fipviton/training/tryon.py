@@ -32,41 +32,29 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fipviton.training.common import TrainRunOptions
 from fipviton.tryon.config import TryOnConfig
 from fipviton.tryon.inputs import TryOnInputs
 from fipviton.tryon.losses import TryOnLoss
 from fipviton.tryon.model import TryOnModel, count_parameters
 
 
-@dataclass
-class TryOnTrainArgs:
+@dataclass(kw_only=True)
+class TryOnTrainArgs(TrainRunOptions):
     """Options of a training run (the CLI flags of `fipviton train tryon`).
 
     preset:     network preset (`TryOnConfig.from_preset`); `overrides` replace config fields (ablations:
                 e.g. {"use_body_parts": False}).
-    time_limit: seconds of training over all resumed sessions; then checkpoint and stop.
     perceptual_crop: (h, w) crop for the VGG term (None: the whole image).
     """
 
-    data: Path | None
-    out: Path
     preset: str = "cpu-256"
     overrides: dict[str, Any] = field(default_factory=dict)
     steps: int = 30_000
-    batch_size: int = 8
     lr: float = 2e-4
     warmup: int = 500
-    resume: bool = False
-    limit: int | None = None
-    cache_root: Path | None = None
-    warp_weights: Path | None = None
-    log_every: int = 25
     sample_every: int = 1000
-    ckpt_every: int = 250
-    seed: int = 0
-    threads: int | None = None
-    mixed_precision: str = "auto"  # "auto", "no" or "bf16"
-    ema_decay: float = 0.999
+    warp_weights: Path | None = None
     l1_weight: float = 1.0
     perceptual_weight: float = 0.2
     perceptual_layers: int = 3
@@ -74,7 +62,6 @@ class TryOnTrainArgs:
     mask_weight: float = 0.0
     flip_prob: float = 0.5
     shrink_prob: float = 0.0  # probability of shrinking the warped garment (`fipviton.tryon.cache.shrink_warped`)
-    time_limit: float | None = None
 
 
 def prepare_cache_dataset(args: TryOnTrainArgs, size: tuple[int, int] | None = None) -> Dataset:

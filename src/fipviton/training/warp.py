@@ -23,38 +23,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fipviton.training.common import TrainRunOptions
 from fipviton.warp.cache import CachedBatch, WarpCache, build_cache
 from fipviton.warp.conditioning import person_conditioning
 from fipviton.warp.losses import WarpLoss, WarpLossWeights, garment_target
 from fipviton.warp.model import WarpConfig, WarpNet, WarpOutput, count_parameters
 
 
-@dataclass
-class WarpTrainArgs:
+@dataclass(kw_only=True)
+class WarpTrainArgs(TrainRunOptions):
     """Options of a training run (the CLI flags of `fipviton train warp`)."""
 
     data: Path
-    out: Path
-    steps: int = 20_000
-    batch_size: int = 8
-    lr: float = 3e-4
-    warmup: int = 200
-    resume: bool = False
     preset: str = "default"
     cross_attention: bool = True
-    limit: int | None = None
-    cache_root: Path | None = None
-    log_every: int = 25
-    sample_every: int = 500
-    ckpt_every: int = 250
-    seed: int = 0
-    threads: int | None = None
-    mixed_precision: str = "auto"  # "auto", "no" or "bf16"
-    ema_decay: float = 0.999
     perceptual_layers: int = 2
     perceptual_weight: float = 1.0
     perceptual_samples: int = 2
-    time_limit: float | None = None  # seconds of training (over all resumed sessions): then checkpoint and stop
     flip: bool = True
 
 
