@@ -8,7 +8,8 @@ Loss: class-weighted cross-entropy + soft Dice (rare classes count as much as co
 The weighting and the oversampling of rare classes make the network over-predict them; optionally
 (`calibrate_count`), `fit_logit_bias` fits one logit offset per class on training images (maximising their
 mIoU), stored in the config and applied at inference. It raises VITON's mIoU but follows VITON's label prior
-(it turned a tattooed forearm into background), so the shipped weights do not use it.
+(it turned a tattooed forearm into background), so the shipped weights do not use it. What they use instead
+is a last stage with unweighted cross-entropy (`class_weight_power=0`), which calibrates per pixel.
 
 `train(TrainOptions)` is what `fipviton train parser` calls; checkpoints, logs and sample grids go to `out`.
 """
