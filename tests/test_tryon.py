@@ -303,6 +303,17 @@ def test_cli_builds_the_caches_and_trains(data_dir: Path, tmp_path: Path) -> Non
     assert np.load(caches[0] / "agnostic_mask.npy").any()
     assert TryOnModel.from_pretrained(tmp_path / "run" / "final").config.preset == "tiny"
 
+    # The shrink augmentation (drawn per item) only ever removes warped-garment pixels, and removes some.
+    from fipviton.tryon.cache import TryOnCacheDataset
+
+    warp_cache = json.loads((caches[0] / "meta.json").read_text())["warp_cache"]
+    plain = TryOnCacheDataset(warp_cache, caches[0], flip_prob=0.0)
+    shrunk = TryOnCacheDataset(warp_cache, caches[0], flip_prob=0.0, shrink_prob=1.0, shrink_max_erode=2)
+    torch.manual_seed(0)
+    pairs = [(plain[i]["warped_mask"], shrunk[i]["warped_mask"]) for i in range(len(plain))]
+    assert all((after <= before).all() for before, after in pairs)
+    assert sum(int((after > 0).sum()) for _, after in pairs) < sum(int((before > 0).sum()) for before, _ in pairs)
+
 
 def test_cli_registers_train_tryon() -> None:
     from fipviton.cli import build_parser
