@@ -156,6 +156,21 @@ def test_inference_t_star_is_the_single_step_default() -> None:
         TryOnConfig.from_preset("cpu-256", inference_t_star=1000)
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"attention_levels": (7,)}, "attention_levels"),
+        ({"space": "latent"}, "needs vae_path"),
+        ({"garment_encoder": "clip"}, "needs clip_path"),
+        ({"image_size": (250, 192)}, "divisible"),
+        ({"p_fixed": 2.0}, "probabilities"),
+    ],
+)
+def test_config_validation_refuses_what_cannot_work(override: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TryOnConfig.from_preset("cpu-256", **override)
+
+
 def test_inputs_of_the_wrong_size_are_refused() -> None:
     model = _tiny()
     with pytest.raises(ValueError, match="agnostic"):

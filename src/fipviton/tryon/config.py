@@ -160,11 +160,6 @@ class TryOnConfig:
             raise ValueError(
                 f"inference_t_star must be in (0, {self.num_train_timesteps}) or None, got {self.inference_t_star}"
             )
-
-    @property
-    def sampling_t_star(self) -> int:
-        """The timestep single-step inference (and DDIM from the noise condition image) starts from."""
-        return self.t_star if self.inference_t_star is None else self.inference_t_star
         levels = len(self.block_out_channels)
         if any(not 0 <= level < levels for level in self.attention_levels):
             raise ValueError(f"attention_levels {self.attention_levels} outside 0..{levels - 1}")
@@ -184,6 +179,11 @@ class TryOnConfig:
             raise ValueError("p_fixed and composite_prob are probabilities")
 
     # ----- derived -----
+
+    @property
+    def sampling_t_star(self) -> int:
+        """The timestep single-step inference (and DDIM from the noise condition image) starts from."""
+        return self.t_star if self.inference_t_star is None else self.inference_t_star
 
     def enabled_local_conditions(self) -> list[tuple[str, int]]:
         """(name, pixel-space channels) of the local conditions that are switched on."""
