@@ -121,17 +121,13 @@ def build_cache(data: Path, split: str, size: tuple[int, int], cache_dir: Path |
 
 
 def resize_arrays(images: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(N, H, W, 3) images (area) and (N, H, W) label maps (nearest) resized to `size` = (h, w); unchanged if
-    they already have it."""
+    """(N, H, W, 3) images and (N, H, W) label maps resized to `size` = (h, w) with the dataset layer's
+    `resize_image` (area when shrinking) and `resize_nearest`; unchanged if they already have it."""
     if tuple(images.shape[1:3]) == tuple(size):
         return images, labels
-    import cv2
+    from fipviton.data.torch_dataset import resize_image, resize_nearest
 
-    h, w = size
-    return (
-        np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images]),
-        np.stack([cv2.resize(lb, (w, h), interpolation=cv2.INTER_NEAREST) for lb in labels]),
-    )
+    return np.stack([resize_image(im, size) for im in images]), np.stack([resize_nearest(lb, size) for lb in labels])
 
 
 _SWAP = torch.arange(256, dtype=torch.long)
