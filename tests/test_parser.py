@@ -46,6 +46,34 @@ def test_flip_averaging_is_mirror_consistent() -> None:
     assert torch.allclose(direct, mirrored.flip(-1)[swap], atol=1e-4)
 
 
+def test_multi_scale_averaging() -> None:
+    model = _tiny()
+    image = np.random.default_rng(2).integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    single = model.predict_logits([image])[0]
+    assert torch.equal(model.predict_logits([image], scales=(1.0,))[0], single)
+    # (1, 1.5): the mean of the native pass and of a pass on a 96x72 input whose logits are resized back.
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    with torch.inference_mode():
+        large = model(torch.nn.functional.interpolate(x, size=(96, 72), mode="bilinear", align_corners=False))
+        large = torch.nn.functional.interpolate(large, size=(64, 48), mode="bilinear", align_corners=False)
+    both = model.predict_logits([image], scales=(1.0, 1.5))[0]
+    assert torch.allclose(both, 0.5 * (single + large[0]), atol=1e-4)
+    assert not torch.allclose(both, single, atol=1e-3)
+    assert model.parse(image, flip=True, scales=(0.75, 1.0)).shape == (64, 48)
+    for bad in [(), (3.0,), (0.1, 1.0), (1.0,) * 5]:
+        with pytest.raises(ValueError, match="scales"):
+            model.parse(image, scales=bad)
+
+
+def test_eval_parser_rejects_bad_scales(capsys: pytest.CaptureFixture[str]) -> None:
+    from fipviton.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", "parser", "--data", ".", "--scales", "1,5"])
+    assert exited.value.code == 2
+    assert "scales must be" in capsys.readouterr().err
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
     model = _tiny()
     # Non-trivial BN statistics, so that buffers are part of the round trip.

@@ -279,11 +279,20 @@ class HumanParser(nn.Module):
         return padded, (top, 0, h, w)
 
     @torch.inference_mode()
-    def _network_logits(self, images: Sequence[np.ndarray], flip: bool = False) -> tuple[torch.Tensor, list[tuple]]:
-        """Letterbox + resize each photo, run the network once: (B, C, h, w) float32 logits and per-photo boxes
-        ((top, left, H, W) of the photo inside its padded frame, (padded H, padded W)). `flip` averages with
-        the prediction on the mirrored photo (left/right labels swapped back): twice the network cost."""
+    def _network_logits(
+        self, images: Sequence[np.ndarray], flip: bool = False, scales: Sequence[float] = (1.0,)
+    ) -> tuple[torch.Tensor, list[tuple]]:
+        """Letterbox + resize each photo, run the network: (B, C, h, w) float32 logits at the input size and
+        per-photo boxes ((top, left, H, W) of the photo inside its padded frame, (padded H, padded W)).
+
+        flip:   average with the prediction on the mirrored photo (left/right labels swapped back): twice the
+                network cost.
+        scales: average the logits of the network run on the input resized by each factor (test-time
+                augmentation; e.g. (1.0, 1.25) costs 1 + 1.25^2 = 2.6x one pass).
+        """
         import cv2
+
+        scales = check_scales(scales)
 
         th, tw = self.config.input_size
         batch, boxes = [], []
@@ -299,24 +308,37 @@ class HumanParser(nn.Module):
         was_training = self.training
         if was_training:  # toggling walks every submodule: only do it when needed
             self.eval()
-        logits = self(x).float().contiguous()  # NCHW: argmax over channels is 10x slower on channels_last
-        if flip:
-            mirrored = self(x.flip(-1)).float().flip(-1)
-            logits = 0.5 * (logits + mirrored[:, _FLIP_CHANNELS].contiguous())
-        logits = logits + self.logit_bias.view(1, -1, 1, 1)
+        total = torch.zeros(())
+        for scale in scales:
+            scaled = x
+            if scale != 1.0:
+                size = (round(th * scale), round(tw * scale))
+                scaled = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=scale < 1.0)
+                scaled = scaled.contiguous(memory_format=torch.channels_last)
+            logits = self(scaled).float()
+            if flip:
+                mirrored = self(scaled.flip(-1)).float().flip(-1)
+                logits = 0.5 * (logits + mirrored[:, _FLIP_CHANNELS])
+            if scale != 1.0:
+                logits = F.interpolate(logits, size=(th, tw), mode="bilinear", align_corners=False)
+            total = total + logits
+        # NCHW: argmax over channels is 10x slower on channels_last
+        logits = (total / len(scales)).contiguous() + self.logit_bias.view(1, -1, 1, 1)
         if was_training:
             self.train()
         return logits, boxes
 
     @torch.inference_mode()
-    def predict_logits(self, images: Sequence[np.ndarray], flip: bool = False) -> list[torch.Tensor]:
+    def predict_logits(
+        self, images: Sequence[np.ndarray], flip: bool = False, scales: Sequence[float] = (1.0,)
+    ) -> list[torch.Tensor]:
         """Per-photo logits at the photo's own size: list of (num_labels, H_i, W_i) float32 tensors (CPU).
 
         images: RGB uint8 (H_i, W_i, 3) arrays of any size (each is letterboxed and resized to the input size).
         Upsampling every class to a large photo is slow (~0.5 s at 1024x768); `parse_batch` avoids it.
-        flip: also predict on the mirrored photo and average (test-time augmentation, 2x the network cost).
+        flip, scales: test-time augmentation (`_network_logits`); the defaults are one network pass.
         """
-        logits, boxes = self._network_logits(images, flip)
+        logits, boxes = self._network_logits(images, flip, scales)
         out = []
         for one, ((top, left, h, w), (ph, pw)) in zip(logits, boxes, strict=True):
             full = F.interpolate(one[None], size=(ph, pw), mode="bilinear", align_corners=False)[0]
@@ -324,17 +346,19 @@ class HumanParser(nn.Module):
         return out
 
     @torch.inference_mode()
-    def parse_batch(self, images: Sequence[np.ndarray], flip: bool = False) -> list[np.ndarray]:
+    def parse_batch(
+        self, images: Sequence[np.ndarray], flip: bool = False, scales: Sequence[float] = (1.0,)
+    ) -> list[np.ndarray]:
         """Parse several photos in one network call: a list of (H_i, W_i) uint8 internal-label maps.
 
         Logits are upsampled bilinearly to at most twice the network's input size, and the labels from there
         to the photo's size with nearest neighbour: the same labels as full-size logits up to a pixel or two on
-        boundaries, ~20x cheaper for a 1024x768 photo. `flip`: as in `predict_logits`.
+        boundaries, ~20x cheaper for a 1024x768 photo. `flip`, `scales`: as in `predict_logits`.
         """
         import cv2
 
         th, tw = self.config.input_size
-        logits, boxes = self._network_logits(images, flip)
+        logits, boxes = self._network_logits(images, flip, scales)
         out = []
         for one, ((top, left, h, w), (ph, pw)) in zip(logits, boxes, strict=True):
             mid = (min(ph, 2 * th), min(pw, 2 * tw))
@@ -345,9 +369,17 @@ class HumanParser(nn.Module):
             out.append(np.ascontiguousarray(labels[top : top + h, left : left + w]))
         return out
 
-    def parse(self, image: np.ndarray, flip: bool = False) -> np.ndarray:
+    def parse(self, image: np.ndarray, flip: bool = False, scales: Sequence[float] = (1.0,)) -> np.ndarray:
         """Parse one RGB uint8 (H, W, 3) photo into an (H, W) uint8 internal-label map (`fipviton.labels`)."""
-        return self.parse_batch([image], flip)[0]
+        return self.parse_batch([image], flip, scales)[0]
+
+
+def check_scales(scales: Sequence[float]) -> tuple[float, ...]:
+    """Test-time scale factors as a tuple; ValueError unless 1 to 4 factors in [0.5, 2]."""
+    values = tuple(float(scale) for scale in scales)
+    if not 1 <= len(values) <= 4 or not all(0.5 <= scale <= 2.0 for scale in values):
+        raise ValueError(f"scales must be 1 to 4 factors in [0.5, 2], got {list(values)}")
+    return values
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -29,8 +29,24 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument("--flip", action="store_true", help="test-time flip averaging (2x the network cost)")
+    parser.add_argument(
+        "--scales",
+        type=_scale_list,
+        default=(1.0,),
+        help="test-time multi-scale averaging: comma-separated input scale factors, e.g. 1,1.25 (default 1: one pass)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(func=run_eval_parser)
+
+
+def _scale_list(text: str) -> tuple[float, ...]:
+    """`--scales` "1,1.25" -> (1.0, 1.25), checked by the parser's own rule (argparse turns errors into exit 2)."""
+    from fipviton.analysis.parser import check_scales
+
+    try:
+        return check_scales([float(part) for part in text.split(",") if part.strip()])
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run_eval_parser(args: argparse.Namespace) -> int:
@@ -78,7 +94,7 @@ def run_eval_parser(args: argparse.Namespace) -> int:
     start = time.perf_counter()
 
     def predict(images: list) -> list:
-        return model.parse_batch(images, flip=args.flip)
+        return model.parse_batch(images, flip=args.flip, scales=args.scales)
 
     report = evaluate_segmenter(predict, samples(), NUM_LABELS, LABEL_NAMES, args.batch_size, progress)
     seconds = time.perf_counter() - start
@@ -89,6 +105,7 @@ def run_eval_parser(args: argparse.Namespace) -> int:
             split=args.split,
             weights=str(args.weights) if args.weights else "shipped",
             flip=args.flip,
+            scales=list(args.scales),
             seconds=round(seconds, 1),
         )
         print(json.dumps(result, indent=2))
