@@ -344,5 +344,14 @@ def test_cli_refuses_a_shrink_probability_outside_0_1(tmp_path: Path, capsys) ->
 
     args = ["train", "tryon", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--shrink-prob", "1.5"]
     assert main(args) == 2
-    assert "--shrink-prob must be in [0, 1]" in capsys.readouterr().out
+    assert "shrink_prob must be in [0, 1], got 1.5" in capsys.readouterr().out
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("field", ["shrink_prob", "flip_prob"])
+def test_train_args_refuse_probabilities_outside_0_1(field: str, tmp_path: Path) -> None:
+    from fipviton.training.tryon import TryOnTrainArgs
+
+    with pytest.raises(ValueError, match=f"{field} must be in"):
+        TryOnTrainArgs(data=tmp_path, out=tmp_path / "run", **{field: -0.1})
+    assert getattr(TryOnTrainArgs(data=tmp_path, out=tmp_path / "run", **{field: 1.0}), field) == 1.0

@@ -130,23 +130,20 @@ def run_train_tryon(args: argparse.Namespace) -> int:
 
     if not check_training_arguments(args):
         return 2
-    if not 0.0 <= args.shrink_prob <= 1.0:
-        print(f"error: --shrink-prob must be in [0, 1], got {args.shrink_prob}")
-        return 2
     overrides = dict(args.overrides)
     if args.vae_path:
         overrides["vae_path"] = args.vae_path
     if args.clip_path:
         overrides.update(garment_encoder="clip", clip_path=args.clip_path)
-    options = TryOnTrainArgs(
-        **training_options(args),
-        preset="tiny" if args.config == "tiny" else args.preset,
-        overrides=overrides,
-        warp_weights=args.warp_weights,
-        perceptual_weight=args.perceptual_weight,
-        shrink_prob=args.shrink_prob,
-    )
     try:
+        options = TryOnTrainArgs(
+            **training_options(args),
+            preset="tiny" if args.config == "tiny" else args.preset,
+            overrides=overrides,
+            warp_weights=args.warp_weights,
+            perceptual_weight=args.perceptual_weight,
+            shrink_prob=args.shrink_prob,
+        )
         if args.prepare_only:
             dataset = prepare_cache_dataset(options)
             print(f"caches ready: {len(dataset)} training pairs")

@@ -63,6 +63,12 @@ class TryOnTrainArgs(TrainRunOptions):
     flip_prob: float = 0.5
     shrink_prob: float = 0.0  # probability of shrinking the warped garment (`fipviton.tryon.cache.shrink_warped`)
 
+    def __post_init__(self) -> None:
+        for name in ("flip_prob", "shrink_prob"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+
 
 def prepare_cache_dataset(args: TryOnTrainArgs, size: tuple[int, int] | None = None) -> Dataset:
     """Build (or reuse) the warp cache and the try-on cache of the training split; the dataset over them.
