@@ -199,3 +199,15 @@ def test_shipped_weights_parse_viton_test(data_dir: Path) -> None:
     labels = model.parse(big)
     assert labels.shape == big.shape[:2]
     assert (labels == Label.UPPER).mean() > 0.05
+
+
+def test_calibrate_only_needs_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fipviton.cli import main
+    from fipviton.training.parser import TrainOptions
+
+    for bad in [{"calibrate_only": True}, {"calibrate_count": -1}]:
+        with pytest.raises(ValueError, match="calibrate"):
+            TrainOptions(data=tmp_path, out=tmp_path / "run", **bad)
+    assert main(["train", "parser", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--calibrate-only"]) == 2
+    assert "calibrate_only needs calibrate_count > 0" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()

@@ -74,32 +74,33 @@ def run_train_parser(args: argparse.Namespace) -> int:
 
     if not check_training_arguments(args):
         return 2
-    if args.calibrate_only and args.calibrate_count < 1:
-        print("error: --calibrate-only needs --calibrate-count N (training images for the fit, e.g. 1500)")
+    try:  # TrainOptions checks its own values
+        opts = TrainOptions(
+            data=args.data,
+            out=args.out,
+            config=args.config,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            warmup=args.warmup,
+            resume=args.resume,
+            low_res_until=args.low_res_until,
+            rare_boost=args.rare_boost,
+            class_weight_power=args.class_weight_power,
+            calibrate_count=args.calibrate_count,
+            calibrate_only=args.calibrate_only,
+            limit=args.limit,
+            cache=args.cache,
+            log_every=args.log_every,
+            val_every=args.val_every,
+            val_count=args.val_count,
+            ckpt_every=args.ckpt_every,
+            threads=args.threads,
+            mixed_precision=args.mixed_precision,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}")
         return 2
-    opts = TrainOptions(
-        data=args.data,
-        out=args.out,
-        config=args.config,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        warmup=args.warmup,
-        resume=args.resume,
-        low_res_until=args.low_res_until,
-        rare_boost=args.rare_boost,
-        class_weight_power=args.class_weight_power,
-        calibrate_count=args.calibrate_count,
-        calibrate_only=args.calibrate_only,
-        limit=args.limit,
-        cache=args.cache,
-        log_every=args.log_every,
-        val_every=args.val_every,
-        val_count=args.val_count,
-        ckpt_every=args.ckpt_every,
-        threads=args.threads,
-        mixed_precision=args.mixed_precision,
-        seed=args.seed,
-    )
     train(opts)
     return 0

@@ -72,6 +72,12 @@ class TrainOptions:
     calibrate_only: bool = False  # only fit the logit bias of <out>/final and save it there again
     calibrate_min_images: int = 50  # classes in fewer calibration images keep logit offset 0
 
+    def __post_init__(self) -> None:
+        if self.calibrate_count < 0:
+            raise ValueError(f"calibrate_count must be >= 0, got {self.calibrate_count}")
+        if self.calibrate_only and self.calibrate_count == 0:
+            raise ValueError("calibrate_only needs calibrate_count > 0 (training images for the fit, e.g. 1500)")
+
 
 # ----- data -----
 
@@ -368,8 +374,6 @@ def train(opts: TrainOptions) -> HumanParser:
     t0 = time.perf_counter()
     images, labels, _ = build_cache(opts.data, "train", (256, 192), cache_dir, opts.limit)
     if opts.calibrate_only:
-        if opts.calibrate_count <= 0:
-            raise ValueError("calibrate_only needs calibrate_count > 0")
         final = HumanParser.from_pretrained(out / "final")
         calibrate(final, opts, images, labels, log)
         if accelerator.is_main_process:
