@@ -11,7 +11,7 @@ import torch
 from conftest import require
 from fipviton.cli import main
 from fipviton.tryon import TryOnConfig, TryOnModel
-from fipviton.tryon.evaluate import evaluate_paired, image_metrics
+from fipviton.tryon.evaluate import evaluate_paired, image_metrics, region_ssim
 
 
 def test_image_metrics_of_identical_and_different_images() -> None:
@@ -22,6 +22,21 @@ def test_image_metrics_of_identical_and_different_images() -> None:
     assert (noisy["ssim"] < 0.99).all() and (noisy["psnr"] < 30).all()
 
 
+def test_region_ssim_scores_only_the_region() -> None:
+    target = torch.rand(2, 3, 64, 48) * 2 - 1
+    prediction = target.clone()
+    prediction[:, :, :32] = -target[:, :, :32]  # the top half is wrong, the bottom half exact
+    top = torch.zeros(2, 1, 64, 48, dtype=torch.bool)
+    top[:, :, :20] = True
+    bottom = torch.zeros_like(top)
+    bottom[:, :, 44:] = True  # away from the seam: the 11x11 SSIM window sees only exact pixels
+    empty = torch.zeros_like(top)
+    empty[0, :, 50:] = True  # the second image has no pixels in this region
+    scores = region_ssim(prediction, target, {"top": top, "bottom": bottom, "empty": empty})
+    assert (scores["top"] < 0.2).all() and torch.allclose(scores["bottom"], torch.ones(2), atol=1e-4)
+    assert not scores["empty"][0].isnan() and scores["empty"][1].isnan()
+
+
 def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys) -> None:
     root = require(data_dir / "viton_resize")
     torch.manual_seed(0)
@@ -30,6 +45,10 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys) -> None:
     raw, pasted = results["raw"], results["repaint"]
     for scores in (raw, pasted):
         assert scores["count"] == 4 and 0 <= scores["ssim"] <= 1 and scores["psnr"] > 0 and scores["st_lpips"] >= 0
+        for region in ("ssim_in_warped_garment", "ssim_in_rest_of_mask"):
+            assert -1 <= scores[region] <= 1
+    # The regions lie inside the agnostic mask, where the repainted image is the raw one.
+    assert pasted["ssim_in_warped_garment"] == pytest.approx(raw["ssim_in_warped_garment"], abs=0.05)
     # Pasting the ground truth back outside the agnostic mask can only bring the image closer to it.
     assert pasted["ssim"] > raw["ssim"] and pasted["psnr"] > raw["psnr"]
     assert grid.ndim == 3 and grid.shape[2] == 3

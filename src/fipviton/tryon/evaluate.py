@@ -10,6 +10,11 @@ warping module's outputs and the agnostic masks, `fipviton.tryon.cache`):
 - st_lpips: the full shift-tolerant LPIPS (VGG16, `fipviton.losses.perceptual.STLPIPS`), averaged. It is not
             the standard LPIPS (no weights for that offline) and is never reported under that name.
 
+- ssim_in_warped_garment / ssim_in_rest_of_mask: the same SSIM map averaged over two parts of the agnostic
+            region: where the warped garment lies (warped mask > 0.5), and the rest (arms, neck, holes the
+            warp leaves); per image, then over the images that have such pixels. They say where the SSIM is lost
+            (outside the agnostic region a repainted image is the ground truth).
+
 `repaint=True` scores the image after the original pixels outside the agnostic mask are pasted back (a hard
 paste, as papers that report "repaint" numbers do); `repaint=False` scores the network's raw output.
 `seconds_per_image` is the wall time of the try-on network (all its denoising calls) divided by the image
@@ -51,6 +56,27 @@ def image_metrics(
         if target_features is None:
             target_features = lpips.features(target.float().clamp(-1, 1))
         out["st_lpips"] = st_lpips_distance(prediction, lpips, target_features)
+    return out
+
+
+def region_ssim(prediction: torch.Tensor, target: torch.Tensor, regions: dict[str, torch.Tensor]) -> dict:
+    """Per-image mean of the SSIM map (torchmetrics, RGB, data_range 1) inside each region: {name: (B,)}.
+
+    prediction, target: (B, 3, H, W) in [-1, 1]; regions: {name: (B, 1, H, W) bool}. An image whose region is
+    empty gets NaN (aggregate with `nanmean`).
+    """
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    a = ((prediction.float() + 1) / 2).clamp(0, 1)
+    b = ((target.float() + 1) / 2).clamp(0, 1)
+    _, ssim_map = structural_similarity_index_measure(a, b, data_range=1.0, reduction="none", return_full_image=True)
+    ssim_map = ssim_map.mean(1, keepdim=True)
+    out = {}
+    for name, region in regions.items():
+        weight = region.to(ssim_map.dtype)
+        pixels = weight.sum((1, 2, 3))
+        mean = (ssim_map * weight).sum((1, 2, 3)) / pixels.clamp(min=1)
+        out[name] = torch.where(pixels > 0, mean, torch.full_like(mean, float("nan")))
     return out
 
 
@@ -140,6 +166,10 @@ def evaluate_paired(
             name = "repaint" if mode else "raw"
             scored = (repaint(prediction, inputs) if mode else prediction).cpu()
             values = image_metrics(scored, target)
+            inside = inputs.agnostic_mask.cpu() > 0.5
+            on_garment = inputs.warped_mask.cpu() > 0.5
+            regions = {"ssim_in_warped_garment": inside & on_garment, "ssim_in_rest_of_mask": inside & ~on_garment}
+            values.update(region_ssim(scored, target, regions))
             if target_features is not None:
                 values["st_lpips"] = st_lpips_distance(scored[:keep], lpips, target_features)
             for key, value in values.items():
@@ -155,7 +185,7 @@ def evaluate_paired(
             )
     results = {}
     for name, values in scores.items():
-        results[name] = {key: float(torch.cat(v).mean()) for key, v in values.items()}
+        results[name] = {key: float(torch.cat(v).nanmean()) for key, v in values.items()}
         results[name].update(
             {
                 "count": int(count),
