@@ -330,6 +330,23 @@ def test_cli_builds_the_caches_and_trains(data_dir: Path, tmp_path: Path) -> Non
     assert sum(int((after > 0).sum()) for _, after in pairs) < sum(int((before > 0).sum()) for before, _ in pairs)
 
 
+def test_cache_progress_goes_to_stderr(data_dir: Path, tmp_path: Path, capsys) -> None:
+    """`eval tryon --json` prints its result on stdout: the caches it builds first must report on stderr."""
+    from fipviton.tryon.cache import build_tryon_cache, warpnet_warper
+    from fipviton.warp import WarpConfig, WarpNet
+    from fipviton.warp.cache import build_cache
+
+    root = require(data_dir / "viton_resize")
+    torch.manual_seed(0)
+    WarpNet(WarpConfig.preset("tiny")).save_pretrained(tmp_path / "warpnet")
+    warper, tag = warpnet_warper(tmp_path / "warpnet")
+    warp_cache = build_cache(root, "test", size=SIZE, cache_root=tmp_path / "warp", limit=4, log_every=2)
+    build_tryon_cache(warp_cache, warper, tag, cache_root=tmp_path, batch_size=2, log_every=2)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "cache test: 4/4" in captured.err and "try-on cache: 4/4" in captured.err
+
+
 def test_cli_registers_train_tryon() -> None:
     from fipviton.cli import build_parser
 

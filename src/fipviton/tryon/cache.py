@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -119,7 +120,7 @@ def build_tryon_cache(
         warped_mask[first : first + len(records)] = (mask.clamp(0, 1)[:, 0] * 255).round().to(torch.uint8).numpy()
         done = first + len(records)
         if log_every and (done // log_every) != (first // log_every):
-            print(f"try-on cache: {done}/{n} ({time.time() - start:.0f} s)", flush=True)
+            print(f"try-on cache: {done}/{n} ({time.time() - start:.0f} s)", file=sys.stderr, flush=True)
     np.save(out / "agnostic_mask.npy", agnostic)
     np.save(out / "warped.npy", warped)
     np.save(out / "warped_mask.npy", warped_mask)

@@ -22,6 +22,7 @@ The cache lives in an ignored folder (default `cache/warp/` in the checkout) and
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +131,7 @@ def build_cache(
         arrays["category"][index] = CATEGORIES.index(sample.category)
         ids.append([sample.person_id, sample.garment_id])
         if log_every and (index + 1) % log_every == 0:
-            print(f"cache {split}: {index + 1}/{n} ({time.time() - start:.0f} s)", flush=True)
+            print(f"cache {split}: {index + 1}/{n} ({time.time() - start:.0f} s)", file=sys.stderr, flush=True)
     for name, array in arrays.items():
         np.save(out / f"{name}.npy", array)
     meta_path.write_text(json.dumps(wanted | {"ids": ids}, indent=1) + "\n")
