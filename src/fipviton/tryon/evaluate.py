@@ -38,20 +38,34 @@ from fipviton.tryon.model import TryOnModel
 
 
 def image_metrics(
-    prediction: torch.Tensor, target: torch.Tensor, lpips=None, target_features: list[torch.Tensor] | None = None
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    lpips=None,
+    target_features: list[torch.Tensor] | None = None,
+    regions: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-image SSIM, PSNR (and ST-LPIPS with `lpips`) of (B, 3, H, W) images in [-1, 1]: each (B,).
 
     target_features: `lpips.features(target)` when the caller scores several predictions against one target
     (the VGG pass over the target is then done once).
+    regions: {name: (B, 1, H, W) bool}: also the per-image mean of the same SSIM map inside each region, under
+    that name (NaN for an image whose region is empty; aggregate with `nanmean`).
     """
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
     a = ((prediction.float() + 1) / 2).clamp(0, 1)
     b = ((target.float() + 1) / 2).clamp(0, 1)
-    ssim = structural_similarity_index_measure(a, b, data_range=1.0, reduction="none")
+    # One SSIM pass: the per-image values are the same with or without the full map.
+    ssim, ssim_map = structural_similarity_index_measure(a, b, data_range=1.0, reduction="none", return_full_image=True)
     psnr = peak_signal_noise_ratio(a, b, data_range=1.0, reduction="none", dim=(1, 2, 3))
     out = {"ssim": ssim, "psnr": psnr}
+    if regions:
+        ssim_map = ssim_map.mean(1, keepdim=True)
+        for name, region in regions.items():
+            weight = region.to(ssim_map.dtype)
+            pixels = weight.sum((1, 2, 3))
+            mean = (ssim_map * weight).sum((1, 2, 3)) / pixels.clamp(min=1)
+            out[name] = torch.where(pixels > 0, mean, torch.full_like(mean, float("nan")))
     if lpips is not None:
         if target_features is None:
             target_features = lpips.features(target.float().clamp(-1, 1))
@@ -60,24 +74,10 @@ def image_metrics(
 
 
 def region_ssim(prediction: torch.Tensor, target: torch.Tensor, regions: dict[str, torch.Tensor]) -> dict:
-    """Per-image mean of the SSIM map (torchmetrics, RGB, data_range 1) inside each region: {name: (B,)}.
-
-    prediction, target: (B, 3, H, W) in [-1, 1]; regions: {name: (B, 1, H, W) bool}. An image whose region is
-    empty gets NaN (aggregate with `nanmean`).
-    """
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
-    a = ((prediction.float() + 1) / 2).clamp(0, 1)
-    b = ((target.float() + 1) / 2).clamp(0, 1)
-    _, ssim_map = structural_similarity_index_measure(a, b, data_range=1.0, reduction="none", return_full_image=True)
-    ssim_map = ssim_map.mean(1, keepdim=True)
-    out = {}
-    for name, region in regions.items():
-        weight = region.to(ssim_map.dtype)
-        pixels = weight.sum((1, 2, 3))
-        mean = (ssim_map * weight).sum((1, 2, 3)) / pixels.clamp(min=1)
-        out[name] = torch.where(pixels > 0, mean, torch.full_like(mean, float("nan")))
-    return out
+    """Per-image mean of the SSIM map (torchmetrics, RGB, data_range 1) inside each region: {name: (B,)}
+    (`image_metrics` with `regions`, those keys only)."""
+    scores = image_metrics(prediction, target, regions=regions)
+    return {name: scores[name] for name in regions}
 
 
 def st_lpips_distance(prediction: torch.Tensor, lpips, target_features: list[torch.Tensor]) -> torch.Tensor:
@@ -162,14 +162,13 @@ def evaluate_paired(
         else:
             keep = inputs.batch_size
         target_features = lpips.features(target[:keep].float().clamp(-1, 1)) if with_lpips else None
+        inside = inputs.agnostic_mask.cpu() > 0.5
+        on_garment = inputs.warped_mask.cpu() > 0.5
+        regions = {"ssim_in_warped_garment": inside & on_garment, "ssim_in_rest_of_mask": inside & ~on_garment}
         for mode in repaint_modes:
             name = "repaint" if mode else "raw"
             scored = (repaint(prediction, inputs) if mode else prediction).cpu()
-            values = image_metrics(scored, target)
-            inside = inputs.agnostic_mask.cpu() > 0.5
-            on_garment = inputs.warped_mask.cpu() > 0.5
-            regions = {"ssim_in_warped_garment": inside & on_garment, "ssim_in_rest_of_mask": inside & ~on_garment}
-            values.update(region_ssim(scored, target, regions))
+            values = image_metrics(scored, target, regions=regions)
             if target_features is not None:
                 values["st_lpips"] = st_lpips_distance(scored[:keep], lpips, target_features)
             for key, value in values.items():
