@@ -211,3 +211,55 @@ def test_calibrate_only_needs_images(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["train", "parser", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--calibrate-only"]) == 2
     assert "calibrate_only needs calibrate_count > 0" in capsys.readouterr().out
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_holdout_validation_and_config_file(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fipviton.cli import main
+    from fipviton.training.parser import TrainOptions, train
+
+    viton = require(data_dir / "viton_resize")
+    config = ParserConfig.preset("tiny").to_dict() | {"widths": [8, 16, 24, 32], "depths": [1, 1, 2, 1]}
+    config_file = tmp_path / "parser.json"
+    config_file.write_text(json.dumps(config))
+    out = tmp_path / "run"
+    train(
+        TrainOptions(
+            data=viton, out=out, config=str(config_file), steps=3, batch_size=4, limit=16, holdout=4,
+            cache=tmp_path / "cache", val_every=3, val_count=4, threads=2,
+        )
+    )  # fmt: skip
+    log = (out / "train.log").read_text()
+    assert "data: 12 train, 4 val images from the last 4 training images" in log
+    assert "val step 3: mIoU" in log
+    saved = json.loads((out / "final" / "config.json").read_text())
+    assert saved["widths"] == [8, 16, 24, 32] and saved["depths"] == [1, 1, 2, 1]
+    # No test images were needed: only the training cache exists.
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["parser_viton_resize_train_256x192_n16.npz"]
+    # Bad configs and holdouts: a message and exit status 2, no traceback.
+    base = ["train", "parser", "--data", str(viton), "--cache", str(tmp_path / "cache"), "--limit", "16"]
+    (tmp_path / "bad.json").write_text('{"widths": [8, 16], "colour": 3}')
+    assert main([*base, "--out", str(tmp_path / "r1"), "--config", str(tmp_path / "bad.json")]) == 2
+    assert "not a parser config" in capsys.readouterr().out
+    assert main([*base, "--out", str(tmp_path / "r2"), "--config", str(tmp_path / "missing.json")]) == 2
+    assert "does not exist" in capsys.readouterr().out
+    assert main([*base, "--out", str(tmp_path / "r3"), "--holdout", "16", "--steps", "1"]) == 2
+    assert "leaves no training images" in capsys.readouterr().out
+    assert main([*base, "--out", str(tmp_path / "r4"), "--holdout", "-1"]) == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_augment_on_gpu_matches_cpu() -> None:
+    from fipviton.training.parser import augment
+
+    rng = np.random.default_rng(0)  # smooth photos and blocky label maps with every label (no dataset needed)
+    images = np.kron(rng.integers(0, 256, (8, 16, 12, 3)), np.ones((1, 16, 16, 1))).astype(np.uint8)
+    labels = np.kron(rng.integers(0, NUM_LABELS, (8, 8, 6)), np.ones((1, 32, 32))).astype(np.uint8)
+    torch.manual_seed(0)
+    x_cpu, y_cpu = augment(images, labels, np.random.default_rng(3), (256, 192), background_p=1.0)
+    torch.manual_seed(0)
+    x_gpu, y_gpu = augment(images, labels, np.random.default_rng(3), (256, 192), background_p=1.0, device="cuda")
+    assert x_gpu.device.type == "cuda" and y_gpu.device.type == "cuda"
+    # Same draws; grid_sample may round differently on the GPU, so a few boundary labels may differ.
+    assert (x_gpu.cpu() - x_cpu).abs().mean() < 1e-3
+    assert (y_gpu.cpu() == y_cpu).float().mean() > 0.999

@@ -17,7 +17,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     parser.add_argument("--data", type=Path, required=True, help="dataset folder (e.g. ../shared/data/viton_resize)")
     parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, final weights)")
-    parser.add_argument("--config", choices=["default", "tiny"], default="default", help="network preset")
+    parser.add_argument(
+        "--config",
+        default="default",
+        help="network preset (default, tiny) or a JSON file of ParserConfig fields (default: default)",
+    )
     parser.add_argument("--steps", type=int, default=3000, help="total optimizer steps (default 3000)")
     parser.add_argument("--batch-size", type=int, default=12)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, cosine schedule)")
@@ -40,6 +44,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--log-every", type=int, default=20)
     parser.add_argument("--val-every", type=int, default=250)
     parser.add_argument("--val-count", type=int, default=200, help="held-out test images for quick validation")
+    parser.add_argument(
+        "--holdout",
+        type=int,
+        default=0,
+        help="validate on the last N training images, which are then not trained on (default 0: test images)",
+    )
     parser.add_argument("--ckpt-every", type=int, default=100)
     parser.add_argument(
         "--threads",
@@ -70,7 +80,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 
 def run_train_parser(args: argparse.Namespace) -> int:
     from fipviton.cli._train_options import check_training_arguments
-    from fipviton.training.parser import TrainOptions, train
+    from fipviton.training.parser import TrainOptions, parser_config, train
 
     if not check_training_arguments(args):
         return 2
@@ -90,6 +100,7 @@ def run_train_parser(args: argparse.Namespace) -> int:
             calibrate_count=args.calibrate_count,
             calibrate_only=args.calibrate_only,
             limit=args.limit,
+            holdout=args.holdout,
             cache=args.cache,
             log_every=args.log_every,
             val_every=args.val_every,
@@ -99,8 +110,13 @@ def run_train_parser(args: argparse.Namespace) -> int:
             mixed_precision=args.mixed_precision,
             seed=args.seed,
         )
+        parser_config(opts.config)
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
-    train(opts)
+    try:
+        train(opts)
+    except ValueError as exc:  # e.g. a holdout larger than the training set
+        print(f"error: {exc}")
+        return 2
     return 0

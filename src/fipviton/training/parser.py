@@ -16,6 +16,7 @@ is a last stage with unweighted cross-entropy (`class_weight_power=0`), which ca
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from fipviton.analysis.parser import HumanParser, ParserConfig, count_parameters
+from fipviton.errors import WeightsError
 from fipviton.labels import FLIP_SWAP, LABEL_NAMES, NUM_LABELS, colorize_labels
 from fipviton.training.common import (
     ModelEMA,
@@ -59,6 +61,7 @@ class TrainOptions:
     ckpt_every: int = 100
     keep: int = 3
     limit: int | None = None  # use only the first N training samples (tests, smoke runs)
+    holdout: int = 0  # the last N training images are not trained on and are the validation set (0: test images)
     cache: Path | None = None
     resume: bool = False
     seed: int = 0
@@ -73,10 +76,26 @@ class TrainOptions:
     calibrate_min_images: int = 50  # classes in fewer calibration images keep logit offset 0
 
     def __post_init__(self) -> None:
+        if self.holdout < 0:
+            raise ValueError(f"holdout must be >= 0, got {self.holdout}")
         if self.calibrate_count < 0:
             raise ValueError(f"calibrate_count must be >= 0, got {self.calibrate_count}")
         if self.calibrate_only and self.calibrate_count == 0:
             raise ValueError("calibrate_only needs calibrate_count > 0 (training images for the fit, e.g. 1500)")
+
+
+def parser_config(name: str) -> ParserConfig:
+    """A `ParserConfig` preset by name (`ParserConfig.preset`), or read from a JSON file of its fields
+    (architecture experiments without a new preset)."""
+    if name.endswith(".json"):
+        path = Path(name)
+        if not path.is_file():
+            raise ValueError(f"parser config file {path} does not exist")
+        try:
+            return ParserConfig.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError, WeightsError) as exc:
+            raise ValueError(f"{path}: not a parser config ({exc})") from exc
+    return ParserConfig.preset(name)
 
 
 # ----- data -----
@@ -142,20 +161,30 @@ for _left, _right in FLIP_SWAP:
 
 
 def augment(
-    images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: tuple[int, int], background_p: float = 0.5
+    images: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    background_p: float = 0.5,
+    device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random augmentation of a batch.
+    """Random augmentation of a batch, computed on `device` (on a GPU the CPU would otherwise be the limit).
 
     images (B, H, W, 3) uint8, labels (B, H, W) uint8 -> x (B, 3, h, w) float in [0, 1], y (B, h, w) long,
-    with (h, w) = `size`.
+    with (h, w) = `size`, both on `device`. The random draws come from `rng` (and torch's generator for the
+    noise backgrounds), so a given seed gives the same parameters on any device.
     """
     b = images.shape[0]
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
-    y = torch.from_numpy(labels).long()
-    flip = torch.from_numpy(rng.random(b) < 0.5)
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(device)
+
+    x = tensor(images).permute(0, 3, 1, 2).float().div_(255.0)
+    y = tensor(labels).long()
+    flip = tensor(rng.random(b) < 0.5)
     if flip.any():
         x[flip] = x[flip].flip(-1)
-        y[flip] = _SWAP[y[flip].flip(-1)]
+        y[flip] = _SWAP.to(device)[y[flip].flip(-1)]
     # Affine: scale, rotation, translation (in normalised coordinates; output -> input sampling grid).
     # Mostly zoom-in and small vertical shifts: VITON persons touch the top and bottom edges, and zooming out
     # would smear those edge rows into streaks.
@@ -167,7 +196,7 @@ def augment(
     theta = np.zeros((b, 2, 3), dtype=np.float32)
     theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = cos, -sin * aspect, shift[:, 0]
     theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2] = sin / aspect, cos, shift[:, 1]
-    grid = F.affine_grid(torch.from_numpy(theta), [b, 3, *size], align_corners=False)
+    grid = F.affine_grid(tensor(theta), [b, 3, *size], align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     y = (
         F.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="border", align_corners=False)[:, 0]
@@ -177,25 +206,26 @@ def augment(
     # Background replacement: solid colours, smooth colour fields, or noise, with a softened person edge.
     replace = rng.random(b) < background_p
     if replace.any():
-        idx = torch.from_numpy(np.nonzero(replace)[0])
+        idx = tensor(np.nonzero(replace)[0])
         n = len(idx)
         h, w = size
         kind = rng.integers(0, 3, n)
-        coarse = torch.from_numpy(rng.random((n, 3, 4, 4))).float()
-        solid = torch.from_numpy(kind == 0)
+        coarse = tensor(rng.random((n, 3, 4, 4))).float()
+        solid = tensor(kind == 0)
         coarse[solid] = coarse[solid].mean((2, 3), keepdim=True).expand(-1, -1, 4, 4)
         background = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).clamp_(0, 1)
-        noisy = torch.from_numpy(kind == 2)
+        noisy = tensor(kind == 2)
         if noisy.any():
-            background[noisy] = (background[noisy] + 0.15 * torch.randn(int(noisy.sum()), 3, h, w)).clamp_(0, 1)
+            noise = torch.randn(int(noisy.sum()), 3, h, w).to(device)  # drawn on the CPU: same on any device
+            background[noisy] = (background[noisy] + 0.15 * noise).clamp_(0, 1)
         person = (y[idx] != 0).float()[:, None]
         person = F.avg_pool2d(person, 3, 1, 1)
         x[idx] = x[idx] * person + background * (1 - person)
     # Colour jitter: brightness, contrast, saturation, per-channel gain.
-    bright = torch.from_numpy(rng.uniform(0.75, 1.25, (b, 1, 1, 1))).float()
-    contrast = torch.from_numpy(rng.uniform(0.75, 1.25, (b, 1, 1, 1))).float()
-    sat = torch.from_numpy(rng.uniform(0.6, 1.4, (b, 1, 1, 1))).float()
-    gain = torch.from_numpy(rng.uniform(0.92, 1.08, (b, 3, 1, 1))).float()
+    bright = tensor(rng.uniform(0.75, 1.25, (b, 1, 1, 1))).float()
+    contrast = tensor(rng.uniform(0.75, 1.25, (b, 1, 1, 1))).float()
+    sat = tensor(rng.uniform(0.6, 1.4, (b, 1, 1, 1))).float()
+    gain = tensor(rng.uniform(0.92, 1.08, (b, 3, 1, 1))).float()
     gray = x.mean(1, keepdim=True)
     x = gray + (x - gray) * sat
     mean = x.mean((1, 2, 3), keepdim=True)
@@ -366,7 +396,7 @@ def train(opts: TrainOptions) -> HumanParser:
     out = Path(opts.out)
     accelerator = Accelerator(mixed_precision=opts.mixed_precision, cpu=not torch.cuda.is_available())
     log = RunLogger(out, enabled=accelerator.is_main_process)
-    config = ParserConfig.preset(opts.config)
+    config = parser_config(opts.config)
     config.label_names = LABEL_NAMES
     size = config.input_size
     cache_dir = opts.cache if opts.cache is not None else None
@@ -380,13 +410,23 @@ def train(opts: TrainOptions) -> HumanParser:
             final.save_pretrained(out / "final")
             log.log(f"saved {out / 'final'}")
         return final
-    val_images, val_labels, _ = build_cache(opts.data, "test", (256, 192), cache_dir, None if not opts.limit else 64)
+    if opts.holdout:
+        if opts.holdout >= len(images):
+            raise ValueError(f"holdout {opts.holdout} leaves no training images (there are {len(images)})")
+        images, val_images = images[: -opts.holdout], images[-opts.holdout :]
+        labels, val_labels = labels[: -opts.holdout], labels[-opts.holdout :]
+    else:
+        val_images, val_labels, _ = build_cache(opts.data, "test", (256, 192), cache_dir, 64 if opts.limit else None)
     stride = max(1, len(val_images) // max(1, opts.val_count))
     val_images, val_labels = val_images[::stride][: opts.val_count], val_labels[::stride][: opts.val_count]
     val_images, val_labels = resize_arrays(val_images, val_labels, size)
-    log.log(f"data: {len(images)} train, {len(val_images)} val images ({time.perf_counter() - t0:.1f} s to load/cache)")
+    source = f"the last {opts.holdout} training images" if opts.holdout else "test images"
+    log.log(
+        f"data: {len(images)} train, {len(val_images)} val images from {source} "
+        f"({time.perf_counter() - t0:.1f} s to load/cache)"
+    )
 
-    model = HumanParser(config).to(memory_format=torch.channels_last)
+    model = HumanParser(config).to(accelerator.device, memory_format=torch.channels_last)  # before the EMA copy
     weights = class_weights(labels, power=opts.class_weight_power)
     log.log(f"parser {opts.config}: {count_parameters(model):,} parameters; class weights {weights.numpy().round(2)}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
@@ -404,7 +444,7 @@ def train(opts: TrainOptions) -> HumanParser:
             log.log(f"resumed from {found} at step {step}")
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
-    eval_model = HumanParser(config).to(memory_format=torch.channels_last)
+    eval_model = HumanParser(config).to(device, memory_format=torch.channels_last)  # validation on the GPU too
 
     def snapshot() -> HumanParser:
         ema.copy_to(eval_model)
@@ -422,8 +462,7 @@ def train(opts: TrainOptions) -> HumanParser:
         while step < opts.steps and not stop.stop:
             idx = np.sort(next(batches))
             train_size = (size[0] // 2, size[1] // 2) if step < opts.low_res_until else size
-            x, y = augment(images[idx], labels[idx], rng, train_size, opts.background_p)
-            x, y = x.to(device), y.to(device)
+            x, y = augment(images[idx], labels[idx], rng, train_size, opts.background_p, device)
             lr = cosine_lr(step, opts.steps, opts.lr, opts.warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
