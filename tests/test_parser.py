@@ -246,6 +246,8 @@ def test_holdout_validation_and_config_file(data_dir: Path, tmp_path: Path, caps
     assert main([*base, "--out", str(tmp_path / "r3"), "--holdout", "16", "--steps", "1"]) == 2
     assert "leaves no training images" in capsys.readouterr().out
     assert main([*base, "--out", str(tmp_path / "r4"), "--holdout", "-1"]) == 2
+    assert main([*base, "--out", str(tmp_path / "r5"), "--ema-decay", "1"]) == 2
+    assert "ema_decay must be in [0, 1)" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -197,6 +197,29 @@ def test_tattoo_the_parser_calls_background_is_restored() -> None:
     assert not result.restored_mask[open_background].any()
 
 
+def test_tattoo_across_the_arm_restored_with_the_person_mask() -> None:
+    scene = _scene()
+    ys, xs = scene.tattoo
+    band = (slice(ys.start + 10, ys.start + 25), xs)  # the whole width: the background reaches the border
+    scene.parsing[band] = Label.BACKGROUND
+    silhouette = scene.parsing != Label.BACKGROUND
+    silhouette[band] = True  # MediaPipe's segmentation knows the forearm is there
+    without = postprocess(scene.generated, scene.person, scene.agnostic, scene.parsing, scene.warped, "upper_body")
+    assert not without.restored_mask[band].any()
+    result = postprocess(
+        scene.generated, scene.person, scene.agnostic, scene.parsing, scene.warped, "upper_body", None, silhouette
+    )
+    assert result.restored_mask[band].all()
+    assert _ssim(result.image[scene.tattoo], scene.person[scene.tattoo]) >= 0.98
+    open_background = _box(1.0, 60, 160, 20, 25)  # outside the silhouette: still generated
+    assert not result.restored_mask[open_background].any()
+    with pytest.raises(ValueError, match="person_mask"):
+        postprocess(
+            scene.generated, scene.person, scene.agnostic, scene.parsing, scene.warped, "upper_body", None,
+            silhouette.astype(np.uint8),
+        )  # fmt: skip
+
+
 def test_lower_body_restores_upper_not_bottom() -> None:
     scene = _scene()
     u = 1.0

@@ -326,7 +326,10 @@ class TryOnPipeline:
         timings["tryon"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        post = postprocess(generated, person, agnostic.mask, analysis.parsing, warped_mask, category, self.postprocess)
+        post = postprocess(
+            generated, person, agnostic.mask, analysis.parsing, warped_mask, category, self.postprocess,
+            analysis.person_mask,
+        )  # fmt: skip
         timings["postprocess"] = time.perf_counter() - tick
         return TryOnResult(
             image=post.image,

@@ -26,6 +26,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--batch-size", type=int, default=12)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, cosine schedule)")
     parser.add_argument("--warmup", type=int, default=150)
+    parser.add_argument("--ema-decay", type=float, default=0.998, help="decay of the weights' EMA (what is saved)")
     parser.add_argument(
         "--low-res-until", type=int, default=0, help="train at half the input size before this step (default 0)"
     )
@@ -93,6 +94,7 @@ def run_train_parser(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             lr=args.lr,
             warmup=args.warmup,
+            ema_decay=args.ema_decay,
             resume=args.resume,
             low_res_until=args.low_res_until,
             rare_boost=args.rare_boost,

@@ -190,6 +190,7 @@ def identity_mask(
     agnostic_mask: np.ndarray,
     category: Category | str,
     config: PostProcessConfig | None = None,
+    person_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """(H, W) bool: the pixels the conditional block restores.
 
@@ -198,7 +199,10 @@ def identity_mask(
     smaller than `min_area_fraction * H * W` (parser specks) dropped. Added: "background" pixels that do not
     reach the image border through background (enclosed by the person), where the garment is absent: a parser
     calls a tattoo or a watch face on an arm background, and what the person encloses is the person's own (or
-    the original backdrop between arm and body, which the new garment does not cover either).
+    the original backdrop between arm and body, which the new garment does not cover either). With
+    `person_mask` ((H, W) bool, the person's silhouette, e.g. MediaPipe's segmentation), background pixels
+    inside it count too, enclosed or not: a tattoo across a whole forearm splits the arm's labels, and its
+    "background" then reaches the border through the gap between arm and body.
     """
     config = config or PostProcessConfig()
     category = _category(category)
@@ -208,6 +212,8 @@ def identity_mask(
     check_mask("parsing", parsing, hw, "uint8")
     check_mask("agnostic_mask", agnostic_mask, hw)
     check_mask("warped_mask", warped_mask, hw, "soft")
+    if person_mask is not None:
+        check_mask("person_mask", person_mask, hw)
 
     table = np.zeros(256, dtype=bool)
     table[[int(label) for label in IDENTITY_LABELS[category]]] = True
@@ -219,7 +225,10 @@ def identity_mask(
         garment = cv2.dilate(garment, _ellipse(margin))
     keep &= garment == 0
     keep = _drop_specks(keep, config.min_area_fraction * hw[0] * hw[1])
-    return keep | (_enclosed_background(parsing) & (garment == 0) & agnostic_mask)
+    missed = _enclosed_background(parsing)
+    if person_mask is not None:
+        missed |= (parsing == Label.BACKGROUND) & person_mask
+    return keep | (missed & (garment == 0) & agnostic_mask)
 
 
 def _enclosed_background(parsing: np.ndarray) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 Inputs at the person's resolution (H, W): `generated` and `person` (H, W, 3) uint8; `agnostic_mask` (H, W)
 bool; `parsing` (H, W) uint8 internal labels of the original person; `warped_mask` (H, W) float in [0, 1]
-or bool; the garment `category`. See `fipviton.postprocess.blocks` for what each block does.
+or bool; the garment `category`; optionally `person_mask` (H, W) bool, the person's silhouette (background
+labels inside it are restored too: a parser calls ink on skin background). See `fipviton.postprocess.blocks`
+for what each block does.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def postprocess(
     warped_mask: np.ndarray,
     category: Category | str,
     config: PostProcessConfig | None = None,
+    person_mask: np.ndarray | None = None,
 ) -> PostProcessResult:
     """Restore the person's own pixels in a try-on output: paste back, then identity restore.
 
@@ -63,7 +66,7 @@ def postprocess(
 
     image = paste_back(generated, person, agnostic_mask, config) if config.paste_back else generated.copy()
     if config.restore_identity:
-        restored = identity_mask(parsing, warped_mask, agnostic_mask, category, config)
+        restored = identity_mask(parsing, warped_mask, agnostic_mask, category, config, person_mask)
         # With paste back, the person's pixels outside the agnostic region are final: no seam goes there.
         seam = agnostic_mask if config.paste_back else None
         image = restore_identity(image, person, restored, config, seam)

@@ -76,6 +76,8 @@ class TrainOptions:
     calibrate_min_images: int = 50  # classes in fewer calibration images keep logit offset 0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.holdout < 0:
             raise ValueError(f"holdout must be >= 0, got {self.holdout}")
         if self.calibrate_count < 0:
