@@ -54,11 +54,11 @@ class ParserConfig:
     """
 
     input_size: tuple[int, int] = (256, 192)
-    stem: int = 16
-    widths: tuple[int, ...] = (32, 64, 128, 192)
-    depths: tuple[int, ...] = (1, 2, 3, 2)
-    decoder: int = 64
-    decoder_fine: int = 24
+    stem: int = 24
+    widths: tuple[int, ...] = (48, 96, 192, 384)
+    depths: tuple[int, ...] = (2, 3, 8, 3)
+    decoder: int = 96
+    decoder_fine: int = 32
     separable: bool = True
     num_labels: int = NUM_LABELS
     label_names: tuple[str, ...] = field(default_factory=tuple)
@@ -66,14 +66,17 @@ class ParserConfig:
 
     @classmethod
     def preset(cls, name: str) -> ParserConfig:
-        """`default` (the shipped model) or `tiny` (for tests and smoke runs)."""
+        """`default` (the shipped model, 2.1 M parameters), `small` (the 0.45 M-parameter network shipped until
+        2026-11-26) or `tiny` (for tests and smoke runs)."""
         if name == "default":
             return cls()
+        if name == "small":
+            return cls(stem=16, widths=(32, 64, 128, 192), depths=(1, 2, 3, 2), decoder=64, decoder_fine=24)
         if name == "tiny":
             return cls(
                 input_size=(64, 48), stem=8, widths=(8, 16, 16, 24), depths=(1, 1, 1, 1), decoder=16, decoder_fine=8
             )
-        raise ValueError(f"unknown parser preset {name!r} (choose default or tiny)")
+        raise ValueError(f"unknown parser preset {name!r} (choose default, small or tiny)")
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -20,7 +20,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument(
         "--config",
         default="default",
-        help="network preset (default, tiny) or a JSON file of ParserConfig fields (default: default)",
+        help="network preset (default, small, tiny) or a JSON file of ParserConfig fields (default: default)",
     )
     parser.add_argument("--steps", type=int, default=3000, help="total optimizer steps (default 3000)")
     parser.add_argument("--batch-size", type=int, default=12)
