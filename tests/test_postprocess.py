@@ -213,6 +213,25 @@ def test_tattoo_across_the_arm_restored_with_the_person_mask() -> None:
     assert _ssim(result.image[scene.tattoo], scene.person[scene.tattoo]) >= 0.98
     open_background = _box(1.0, 60, 160, 20, 25)  # outside the silhouette: still generated
     assert not result.restored_mask[open_background].any()
+    # A parser's hole at the edge of the skirt (bordered by clothes, open to the backdrop) stays generated:
+    # restoring it would bring back the old garment.
+    notch = _box(1.0, 152, 164, 55, 75)
+    scene.parsing[notch] = Label.BACKGROUND
+    silhouette[notch] = True
+    agnostic = scene.agnostic.copy()
+    result = postprocess(
+        scene.generated, scene.person, agnostic, scene.parsing, scene.warped, "dresses", None, silhouette
+    )
+    assert agnostic[notch].all() and not result.restored_mask[notch].any()
+    assert result.restored_mask[band].all()
+    # Likewise a hole enclosed by the skirt, with or without the silhouette.
+    hole = _box(1.0, 154, 162, 90, 110)
+    scene.parsing[hole] = Label.BACKGROUND
+    for mask in (None, silhouette):
+        result = postprocess(
+            scene.generated, scene.person, agnostic, scene.parsing, scene.warped, "dresses", None, mask
+        )
+        assert agnostic[hole].all() and not result.restored_mask[hole].any()
     with pytest.raises(ValueError, match="person_mask"):
         postprocess(
             scene.generated, scene.person, scene.agnostic, scene.parsing, scene.warped, "upper_body", None,

@@ -49,6 +49,11 @@ _SKIN_AND_HEAD = frozenset(
         Label.ACCESSORY,
     }
 )
+# Bare skin: a background-labelled patch on the person that borders on these is ink, a watch or the backdrop
+# between arm and body; one bordered by clothes alone is a hole the parser made in a garment.
+_SKIN = frozenset({Label.FACE, Label.NECK, Label.LEFT_ARM, Label.RIGHT_ARM, Label.LEFT_LEG, Label.RIGHT_LEG})
+# Smallest share of bare skin in a background patch's labelled border for the patch to be restored.
+MIN_SKIN_BORDER = 1 / 3
 # Original labels whose pixels are identity for each garment category: never the garment being replaced
 # (nor one it may replace: a dress replaces both halves), always skin, head, shoes and accessories.
 IDENTITY_LABELS: dict[Category, frozenset[Label]] = {
@@ -196,13 +201,14 @@ def identity_mask(
 
     = original label in `IDENTITY_LABELS[category]` AND inside `agnostic_mask` AND outside the warped garment
     (`warped_mask >= garment_threshold`, dilated by `garment_margin_fraction * sqrt(H * W)`), with components
-    smaller than `min_area_fraction * H * W` (parser specks) dropped. Added: "background" pixels that do not
-    reach the image border through background (enclosed by the person), where the garment is absent: a parser
-    calls a tattoo or a watch face on an arm background, and what the person encloses is the person's own (or
-    the original backdrop between arm and body, which the new garment does not cover either). With
-    `person_mask` ((H, W) bool, the person's silhouette, e.g. MediaPipe's segmentation), background pixels
-    inside it count too, enclosed or not: a tattoo across a whole forearm splits the arm's labels, and its
-    "background" then reaches the border through the gap between arm and body.
+    smaller than `min_area_fraction * H * W` (parser specks) dropped. Added, where the garment is absent:
+    "background" patches on the person whose labelled border is at least `MIN_SKIN_BORDER` bare skin. On the
+    person means enclosed (not reaching the image border through background) or, with `person_mask` ((H, W)
+    bool, the silhouette, e.g. MediaPipe's segmentation), inside the silhouette. A parser calls a tattoo or a
+    watch face on an arm background, and a tattoo across a whole forearm splits the arm so that its patch
+    reaches the border through the gap between arm and body; the backdrop between arm and body is not covered
+    by the new garment either. A background hole bordered by clothes alone (a parser's hole in a skirt) is not
+    restored: it would bring back the old garment.
     """
     config = config or PostProcessConfig()
     category = _category(category)
@@ -225,9 +231,10 @@ def identity_mask(
         garment = cv2.dilate(garment, _ellipse(margin))
     keep &= garment == 0
     keep = _drop_specks(keep, config.min_area_fraction * hw[0] * hw[1])
-    missed = _enclosed_background(parsing)
+    on_person = _enclosed_background(parsing)
     if person_mask is not None:
-        missed |= (parsing == Label.BACKGROUND) & person_mask
+        on_person |= (parsing == Label.BACKGROUND) & person_mask
+    missed = _skin_bordered(on_person, parsing, person_mask)
     return keep | (missed & (garment == 0) & agnostic_mask)
 
 
@@ -237,6 +244,27 @@ def _enclosed_background(parsing: np.ndarray) -> np.ndarray:
     _, labels = cv2.connectedComponents(background, connectivity=4)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     return background.astype(bool) & ~np.isin(labels, border[border > 0])
+
+
+def _skin_bordered(patches: np.ndarray, parsing: np.ndarray, person_mask: np.ndarray | None) -> np.ndarray:
+    """(H, W) bool: the connected parts of `patches` whose one-pixel ring of labelled (non-background) pixels,
+    inside `person_mask` when given, is at least `MIN_SKIN_BORDER` bare skin (`_SKIN`)."""
+    count, labels = cv2.connectedComponents(patches.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros_like(patches)
+    # Each ring pixel belongs to the patch next to it (the largest label among its 8 neighbours).
+    owner = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int64)
+    ring = ~patches & (parsing != Label.BACKGROUND) & (owner > 0)
+    if person_mask is not None:
+        ring &= person_mask
+    skin_table = np.zeros(256, dtype=bool)
+    skin_table[[int(label) for label in _SKIN]] = True
+    skin = skin_table[parsing]
+    on_skin = np.bincount(owner[ring & skin], minlength=count)
+    on_any = np.bincount(owner[ring], minlength=count)
+    chosen = (on_skin > 0) & (on_skin >= MIN_SKIN_BORDER * on_any)
+    chosen[0] = False
+    return chosen[labels]
 
 
 def _drop_specks(mask: np.ndarray, min_area: float) -> np.ndarray:
