@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import fipviton
 from conftest import require
 from fipviton.tryon import TryOnConfig, TryOnInputs, TryOnModel, noise_condition_image
 from fipviton.tryon.cache import inputs_from_arrays, shrink_warped
@@ -154,6 +155,10 @@ def test_inference_t_star_is_the_single_step_default() -> None:
     assert torch.equal(run(), at_300)
     with pytest.raises(ValueError, match="inference_t_star"):
         TryOnConfig.from_preset("cpu-256", inference_t_star=1000)
+    # The CPU preset samples at the t* its card chose, so a run's final config needs no editing.
+    assert TryOnConfig.from_preset("cpu-256").sampling_t_star == 100
+    shipped = json.loads((Path(fipviton.__file__).parent / "weights" / "tryon" / "config.json").read_text())
+    assert shipped["inference_t_star"] == TryOnConfig.from_preset("cpu-256").inference_t_star
 
 
 @pytest.mark.parametrize(
@@ -291,11 +296,17 @@ def test_tiny_training_on_real_samples_loss_falls_and_resumes(real_items, tmp_pa
     model = TryOnModel.from_pretrained(tmp_path / "run" / "final")
     out = model.generate(inputs_from_arrays(real_items[:2]))
     assert out.shape == (2, 3, *SIZE)
-    # Resume continues from the newest checkpoint (step 16) to step 18.
-    train_tryon(replace(args, steps=18, resume=True), dataset=real_items, collate=inputs_from_arrays)
+    # Resume continues from the newest checkpoint (step 16) to step 18. The inference t* can still be set there;
+    # a change to the network is ignored, and the log says so.
+    overrides = args.overrides | {"inference_t_star": 40, "use_body_parts": False}
+    resumed = replace(args, steps=18, resume=True, overrides=overrides)
+    train_tryon(resumed, dataset=real_items, collate=inputs_from_arrays)
     log = (tmp_path / "run" / "train.log").read_text()
     assert "resumed from" in log and "step_000016" in log
+    assert "--set use_body_parts ignored" in log
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 18
+    final = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
+    assert final["inference_t_star"] == 40 and final["use_body_parts"] is True
 
 
 def test_cli_builds_the_caches_and_trains(data_dir: Path, tmp_path: Path) -> None:

@@ -38,6 +38,9 @@ from fipviton.tryon.inputs import TryOnInputs
 from fipviton.tryon.losses import TryOnLoss
 from fipviton.tryon.model import TryOnModel, count_parameters
 
+# Config fields that change only how the trained network is sampled, never its weights.
+INFERENCE_ONLY_FIELDS = frozenset({"inference_t_star"})
+
 
 @dataclass(kw_only=True)
 class TryOnTrainArgs(TrainRunOptions):
@@ -118,7 +121,13 @@ def train_tryon(
     config = TryOnConfig.from_preset(args.preset, **args.overrides)
     saved = loop.saved_config()
     if saved is not None:
+        # A resumed run keeps its network; only inference-time fields may still be set with --set.
         config = TryOnConfig.from_dict(saved)
+        inference_only = {k: v for k, v in args.overrides.items() if k in INFERENCE_ONLY_FIELDS}
+        config = replace(config, **inference_only)
+        ignored = sorted(k for k, v in args.overrides.items() if k not in inference_only and saved.get(k) != v)
+        if ignored:
+            log.log(f"resume: --set {', '.join(ignored)} ignored (the run keeps the network config it started with)")
     t0 = time.perf_counter()
     if dataset is None:
         with accelerator.main_process_first():

@@ -206,7 +206,8 @@ class TryOnConfig:
     def from_preset(cls, name: str, **overrides) -> TryOnConfig:
         """A named preset (see the module docstring), with field overrides."""
         if name == "cpu-256":
-            config = cls(preset=name)
+            # Single-step inference at t* = 100, chosen on training pairs for this recipe (try-on model card).
+            config = cls(preset=name, inference_t_star=100)
         elif name in ("latent-512", "latent-1024"):
             size = (512, 384) if name == "latent-512" else (1024, 768)
             config = cls(
