@@ -208,6 +208,8 @@ def test_calibrate_only_needs_images(tmp_path: Path, capsys: pytest.CaptureFixtu
     for bad in [{"calibrate_only": True}, {"calibrate_count": -1}]:
         with pytest.raises(ValueError, match="calibrate"):
             TrainOptions(data=tmp_path, out=tmp_path / "run", **bad)
+    with pytest.raises(ValueError, match="unknown parser preset"):
+        TrainOptions(data=tmp_path, out=tmp_path / "run", config="huge")
     assert main(["train", "parser", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--calibrate-only"]) == 2
     assert "calibrate_only needs calibrate_count > 0" in capsys.readouterr().out
     assert not (tmp_path / "run").exists()

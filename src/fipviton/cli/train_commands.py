@@ -81,7 +81,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 
 def run_train_parser(args: argparse.Namespace) -> int:
     from fipviton.cli._train_options import check_training_arguments
-    from fipviton.training.parser import TrainOptions, parser_config, train
+    from fipviton.training.parser import TrainOptions, train
 
     if not check_training_arguments(args):
         return 2
@@ -112,7 +112,6 @@ def run_train_parser(args: argparse.Namespace) -> int:
             mixed_precision=args.mixed_precision,
             seed=args.seed,
         )
-        parser_config(opts.config)
     except ValueError as exc:
         print(f"error: {exc}")
         return 2

@@ -84,6 +84,7 @@ class TrainOptions:
             raise ValueError(f"calibrate_count must be >= 0, got {self.calibrate_count}")
         if self.calibrate_only and self.calibrate_count == 0:
             raise ValueError("calibrate_only needs calibrate_count > 0 (training images for the fit, e.g. 1500)")
+        parser_config(self.config)  # an unknown preset or a bad config file fails here, before any data is read
 
 
 def parser_config(name: str) -> ParserConfig:
