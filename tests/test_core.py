@@ -99,3 +99,20 @@ def test_output_folder_never_mixes_with_inputs(tmp_path) -> None:
             check_output_folder(out, inputs)
     with pytest.raises(OutputPathError, match="not a folder"):
         check_output_folder(photo, [data])
+
+
+def test_cache_files_are_replaced_whole_and_meta_comes_last(tmp_path) -> None:
+    from fipviton.training.common import cache_is_current, write_cache
+
+    out = tmp_path / "cache"
+    wanted = {"version": 1, "count": 2}
+    assert not cache_is_current(out / "meta.json", wanted)
+    first = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    write_cache(out, {"a": first}, wanted | {"size": [3]})
+    # A reader that memory-mapped the old file keeps reading it whole while the cache is rebuilt.
+    mapped = np.load(out / "a.npy", mmap_mode="r")
+    write_cache(out, {"a": first + 10}, wanted | {"size": [3]})
+    assert np.array_equal(mapped, first)
+    assert np.array_equal(np.load(out / "a.npy"), first + 10)
+    assert cache_is_current(out / "meta.json", wanted)
+    assert sorted(p.name for p in out.iterdir()) == ["a.npy", "meta.json"]  # no temporary files left

@@ -238,15 +238,16 @@ def test_holdout_validation_and_config_file(data_dir: Path, tmp_path: Path, caps
     assert saved["widths"] == [8, 16, 24, 32] and saved["depths"] == [1, 1, 2, 1]
     # No test images were needed: only the training cache exists.
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["parser_viton_resize_train_256x192_n16.npz"]
-    # Bad configs and holdouts: a message and exit status 2, no traceback.
+    # Bad configs and holdouts: a message and a non-zero exit status, no traceback.
     base = ["train", "parser", "--data", str(viton), "--cache", str(tmp_path / "cache"), "--limit", "16"]
     (tmp_path / "bad.json").write_text('{"widths": [8, 16], "colour": 3}')
     assert main([*base, "--out", str(tmp_path / "r1"), "--config", str(tmp_path / "bad.json")]) == 2
     assert "not a parser config" in capsys.readouterr().out
     assert main([*base, "--out", str(tmp_path / "r2"), "--config", str(tmp_path / "missing.json")]) == 2
     assert "does not exist" in capsys.readouterr().out
-    assert main([*base, "--out", str(tmp_path / "r3"), "--holdout", "16", "--steps", "1"]) == 2
-    assert "leaves no training images" in capsys.readouterr().out
+    # Found only once the data is read: a DatasetError, which `main` reports like every input error.
+    assert main([*base, "--out", str(tmp_path / "r3"), "--holdout", "16", "--steps", "1"]) == 1
+    assert "leaves no training images" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "r4"), "--holdout", "-1"]) == 2
     assert main([*base, "--out", str(tmp_path / "r5"), "--ema-decay", "1"]) == 2
     assert "ema_decay must be in [0, 1)" in capsys.readouterr().out

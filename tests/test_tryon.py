@@ -169,6 +169,8 @@ def test_inference_t_star_is_the_single_step_default() -> None:
         ({"garment_encoder": "clip"}, "needs clip_path"),
         ({"image_size": (250, 192)}, "divisible"),
         ({"p_fixed": 2.0}, "probabilities"),
+        ({"refine_channels": 8, "patch_size": 1}, "refine_channels needs pixel space"),
+        ({"refine_channels": -1}, "refine_channels must be"),
     ],
 )
 def test_config_validation_refuses_what_cannot_work(override: dict, message: str) -> None:
@@ -193,6 +195,31 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     b = loaded.generate(inputs, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
     assert loaded.config == model.config
+
+
+def test_refine_head_warm_starts_from_weights_without_it(tmp_path: Path) -> None:
+    base = _tiny(patch_size=2)
+    base.save_pretrained(tmp_path / "base")
+    refined = TryOnModel(replace(base.config, refine_channels=8)).eval()
+    absent = refined.warm_start_from(tmp_path / "base")
+    assert absent and all(name.startswith("refine.") for name in absent)
+    # The head's last layer starts at zero: the warm-started network is exactly the one it started from.
+    inputs = _random_inputs()
+    a = base.generate(inputs, generator=torch.Generator().manual_seed(3))
+    b = refined.generate(inputs, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    # ...and it is a real correction once its weights move.
+    torch.nn.init.normal_(refined.refine[-1].weight, std=0.1)
+    assert not torch.allclose(refined.generate(inputs, generator=torch.Generator().manual_seed(3)), a)
+    refined.save_pretrained(tmp_path / "refined")
+    loaded = TryOnModel.from_pretrained(tmp_path / "refined")
+    assert loaded.config.refine_channels == 8 and torch.equal(loaded.refine[-1].weight, refined.refine[-1].weight)
+    # Weights of another network do not fit, head or not.
+    other = TryOnModel(TryOnConfig.from_preset("tiny", patch_size=2, block_out_channels=(16, 16)))
+    with pytest.raises(fipviton.errors.WeightsError, match="do not match"):
+        other.warm_start_from(tmp_path / "base")
+    with pytest.raises(fipviton.errors.WeightsError, match="no try-on weights"):
+        refined.warm_start_from(tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize("mode", ["zeros", "drop"])
@@ -266,25 +293,29 @@ def _safetensor_keys(path: Path) -> list[str]:
         return list(handle.keys())
 
 
+def _tiny_train_args(out: Path, **options):
+    """Options of a tiny-preset run on `real_items` (no data folder, fp32, one thread, no VGG term)."""
+    from fipviton.training.tryon import TryOnTrainArgs
+
+    # The VGG term is exercised in the perceptual module's own tests.
+    defaults = {"perceptual_weight": 0.0, "mixed_precision": "no", "threads": 1}
+    return TryOnTrainArgs(data=None, out=out, preset="tiny", **(defaults | options))
+
+
 def test_tiny_training_on_real_samples_loss_falls_and_resumes(real_items, tmp_path: Path) -> None:
-    from fipviton.training.tryon import TryOnTrainArgs, train_tryon
+    from fipviton.training.tryon import train_tryon
 
     torch.manual_seed(0)
-    args = TryOnTrainArgs(
-        data=None,
-        out=tmp_path / "run",
-        preset="tiny",
+    args = _tiny_train_args(
+        tmp_path / "run",
         overrides={"timestep_sampling": "fixed", "train_source": "mix"},
         steps=16,
         batch_size=4,
         lr=2e-3,
         warmup=5,
-        perceptual_weight=0.0,  # the VGG term is exercised in the perceptual module's own tests
         log_every=1,
         sample_every=16,
         ckpt_every=8,
-        mixed_precision="no",
-        threads=1,
     )
     train_tryon(args, dataset=real_items, collate=inputs_from_arrays)
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -307,6 +338,31 @@ def test_tiny_training_on_real_samples_loss_falls_and_resumes(real_items, tmp_pa
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 18
     final = json.loads((tmp_path / "run" / "final" / "config.json").read_text())
     assert final["inference_t_star"] == 40 and final["use_body_parts"] is True
+
+
+def test_training_starts_from_init_weights_with_a_new_head(real_items, tmp_path: Path) -> None:
+    from fipviton.training.tryon import train_tryon
+
+    base = _tiny(patch_size=2)
+    base.save_pretrained(tmp_path / "base")
+    args = _tiny_train_args(
+        tmp_path / "run",
+        overrides={"patch_size": 2, "refine_channels": 8},
+        init_weights=tmp_path / "base",
+        steps=2,
+        batch_size=2,
+        lr=1e-3,
+        warmup=1,
+        sample_every=100,
+        ckpt_every=100,
+    )
+    train_tryon(args, dataset=real_items, collate=inputs_from_arrays)
+    assert "6 new tensors keep their initialisation" in (tmp_path / "run" / "train.log").read_text()
+    final = TryOnModel.from_pretrained(tmp_path / "run" / "final")
+    assert final.config.refine_channels == 8
+    # Two small AdamW steps (EMA-averaged) from the base weights, not a fresh random network.
+    start, end = base.unet.conv_in.weight, final.unet.conv_in.weight
+    assert (end - start).abs().max() < 0.01 < (TryOnModel(final.config).unet.conv_in.weight - start).abs().max()
 
 
 def test_cli_builds_the_caches_and_trains(data_dir: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 from conftest import require
 from fipviton.cli import main
 from fipviton.tryon import TryOnConfig, TryOnModel
-from fipviton.tryon.evaluate import evaluate_paired, image_metrics, region_ssim
+from fipviton.tryon.evaluate import evaluate_paired, image_metrics, ssim_inside_regions
 
 
 def test_image_metrics_of_identical_and_different_images() -> None:
@@ -32,7 +32,7 @@ def test_region_ssim_scores_only_the_region() -> None:
     bottom[:, :, 44:] = True  # away from the seam: the 11x11 SSIM window sees only exact pixels
     empty = torch.zeros_like(top)
     empty[0, :, 50:] = True  # the second image has no pixels in this region
-    scores = region_ssim(prediction, target, {"top": top, "bottom": bottom, "empty": empty})
+    scores = ssim_inside_regions(prediction, target, {"top": top, "bottom": bottom, "empty": empty})
     assert (scores["top"] < 0.2).all() and torch.allclose(scores["bottom"], torch.ones(2), atol=1e-4)
     assert not scores["empty"][0].isnan() and scores["empty"][1].isnan()
 

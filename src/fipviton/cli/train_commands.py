@@ -115,9 +115,5 @@ def run_train_parser(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
-    try:
-        train(opts)
-    except ValueError as exc:  # e.g. a holdout larger than the training set
-        print(f"error: {exc}")
-        return 2
+    train(opts)  # data problems found while loading (e.g. a holdout larger than the data) are DatasetErrors
     return 0

@@ -45,6 +45,14 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument(
         "--warp-weights", type=Path, default=None, help="warping-module folder (default: the shipped weights)"
     )
+    train.add_argument(
+        "--init-weights",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="start a fresh run from these try-on weights (e.g. the shipped ones, to fine-tune with a "
+        "full-resolution head: --set refine_channels=16); ignored with --resume",
+    )
     train.add_argument("--vae-path", default=None, help="local AutoencoderKL folder (latent presets)")
     train.add_argument("--clip-path", default=None, help="local CLIPVisionModel folder: use it as garment encoder")
     train.add_argument(
@@ -141,6 +149,7 @@ def run_train_tryon(args: argparse.Namespace) -> int:
             preset="tiny" if args.config == "tiny" else args.preset,
             overrides=overrides,
             warp_weights=args.warp_weights,
+            init_weights=args.init_weights,
             perceptual_weight=args.perceptual_weight,
             shrink_prob=args.shrink_prob,
         )

@@ -13,7 +13,7 @@ paired and the unpaired setting (in the unpaired setting these are the only per-
 Regions overlap (face and hair lie mostly outside the agnostic region); each is scored on its own.
 
 - masked SSIM: torchmetrics' SSIM map (RGB in [0, 1], data_range 1, Gaussian 11x11) of the two images, both
-  set to white outside the region, averaged over the region's pixels: the `fipviton.warp.evaluate.region_ssim`
+  set to white outside the region, averaged over the region's pixels: the `fipviton.warp.evaluate.isolated_region_ssim`
   convention, so the window never compares pixels outside the region;
 - masked PSNR: 10 log10(1 / MSE) with the MSE over the region's pixels (all channels, [0, 1]); identical
   pixels (MSE 0, e.g. an exact paste back) score `PSNR_CAP` (100 dB) so that means stay finite.
@@ -82,7 +82,7 @@ def identity_scores(
     prediction, person (H, W, 3) uint8 RGB of the same size; regions name -> (H, W) bool. Empty regions give
     None for both scores.
     """
-    from fipviton.warp.evaluate import region_ssim
+    from fipviton.warp.evaluate import isolated_region_ssim
 
     a = _to_tensor(prediction)
     b = _to_tensor(person)
@@ -92,7 +92,7 @@ def identity_scores(
             scores[name] = {"ssim": None, "psnr": None}
             continue
         region = torch.from_numpy(mask)[None, None].float()
-        ssim = float(region_ssim(a, b, region)[0])
+        ssim = float(isolated_region_ssim(a, b, region)[0])
         psnr = float(masked_psnr((a + 1) / 2, (b + 1) / 2, region)[0])
         scores[name] = {"ssim": ssim, "psnr": psnr}
     return scores

@@ -304,6 +304,22 @@ def cache_is_current(meta_path: Path, wanted: dict[str, Any]) -> bool:
     return {k: meta.get(k) for k in wanted} == wanted
 
 
+def write_cache(out: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write a cache folder: `<name>.npy` per array, then `meta.json` (what `cache_is_current` reads) last.
+
+    Each file is written under a temporary name and renamed into place, so a process that reads (memory-maps)
+    the cache while another builds the same one never sees a half-written file.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        tmp = out / f"{name}.{os.getpid()}.tmp.npy"
+        np.save(tmp, array)
+        os.replace(tmp, out / f"{name}.npy")
+    tmp = out / f"meta.{os.getpid()}.tmp.json"
+    tmp.write_text(json.dumps(meta, indent=1) + "\n")
+    os.replace(tmp, out / "meta.json")
+
+
 @dataclass(kw_only=True)
 class TrainRunOptions:
     """The options every `TrainLoop` run has (the shared CLI flags, `fipviton.cli._train_options`). Each

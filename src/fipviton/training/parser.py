@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from fipviton.analysis.parser import HumanParser, ParserConfig, count_parameters
-from fipviton.errors import WeightsError
+from fipviton.errors import DatasetError, WeightsError
 from fipviton.labels import FLIP_SWAP, LABEL_NAMES, NUM_LABELS, colorize_labels
 from fipviton.training.common import (
     ModelEMA,
@@ -133,7 +134,7 @@ def build_cache(data: Path, split: str, size: tuple[int, int], cache_dir: Path |
     for i, pair in enumerate(unique):
         sample = reader.load(split, pair)
         if sample.parsing is None:
-            raise ValueError(f"{pair.person}: no parsing map")
+            raise DatasetError(f"{pair.person}: no parsing map")
         image, labels = sample.person, sample.parsing
         if image.shape[:2] != (h, w):
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
@@ -142,7 +143,7 @@ def build_cache(data: Path, split: str, size: tuple[int, int], cache_dir: Path |
         names.append(pair.person)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # per process: two runs may build the same cache
         np.savez(tmp, images=images, parsing=parsing, names=np.array(names))
         tmp.replace(path)
     return images, parsing, names
@@ -415,7 +416,7 @@ def train(opts: TrainOptions) -> HumanParser:
         return final
     if opts.holdout:
         if opts.holdout >= len(images):
-            raise ValueError(f"holdout {opts.holdout} leaves no training images (there are {len(images)})")
+            raise DatasetError(f"holdout {opts.holdout} leaves no training images (there are {len(images)})")
         images, val_images = images[: -opts.holdout], images[-opts.holdout :]
         labels, val_labels = labels[: -opts.holdout], labels[-opts.holdout :]
     else:

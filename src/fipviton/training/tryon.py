@@ -49,6 +49,8 @@ class TryOnTrainArgs(TrainRunOptions):
     preset:     network preset (`TryOnConfig.from_preset`); `overrides` replace config fields (ablations:
                 e.g. {"use_body_parts": False}).
     perceptual_crop: (h, w) crop for the VGG term (None: the whole image).
+    init_weights: a saved try-on model folder whose weights a fresh run starts from (new optimizer and
+                schedule, step 0); it may lack the full-resolution head (`refine_channels`). Ignored on resume.
     """
 
     preset: str = "cpu-256"
@@ -58,6 +60,7 @@ class TryOnTrainArgs(TrainRunOptions):
     warmup: int = 500
     sample_every: int = 1000
     warp_weights: Path | None = None
+    init_weights: Path | None = None
     l1_weight: float = 1.0
     perceptual_weight: float = 0.2
     perceptual_layers: int = 3
@@ -142,6 +145,13 @@ def train_tryon(
     log.log(f"data: {n_samples} training pairs ({time.perf_counter() - t0:.1f} s)")
 
     model = TryOnModel(config)
+    if args.init_weights is not None:
+        if saved is not None:
+            log.log(f"resume: --init-weights {args.init_weights} ignored (the run continues from its checkpoint)")
+        else:
+            absent = model.warm_start_from(args.init_weights)
+            kept = f"; {len(absent)} new tensors keep their initialisation" if absent else ""
+            log.log(f"weights from {args.init_weights}{kept}")
     trainable = [p for p in model.parameters() if p.requires_grad]  # not the frozen VAE / CLIP encoder
     device_type = loop.device.type
     model = loop.start(model, trainable, config.to_dict(), channels_last=device_type == "cpu")

@@ -22,7 +22,6 @@ what `fipviton.agnostic.build_agnostic` produces, and is recomputed when a batch
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fipviton.training.common import cache_is_current
+from fipviton.training.common import cache_is_current, write_cache
 from fipviton.tryon.inputs import TryOnInputs
 
 CACHE_VERSION = 1
@@ -101,10 +100,8 @@ def build_tryon_cache(
     n = len(source)
     out = Path(cache_root or DEFAULT_CACHE_ROOT) / "tryon" / f"{warp_cache.name}-{warper_tag}"
     wanted = {"version": CACHE_VERSION, "warp_cache": str(warp_cache.resolve()), "warper": warper_tag, "count": n}
-    meta_path = out / "meta.json"
-    if cache_is_current(meta_path, wanted):
+    if cache_is_current(out / "meta.json", wanted):
         return out
-    out.mkdir(parents=True, exist_ok=True)
     height, width = np.asarray(source[0]["person"]).shape[:2]
     agnostic = np.zeros((n, height, width), np.uint8)
     warped = np.zeros((n, height, width, 3), np.uint8)
@@ -121,10 +118,8 @@ def build_tryon_cache(
         done = first + len(records)
         if log_every and (done // log_every) != (first // log_every):
             print(f"try-on cache: {done}/{n} ({time.time() - start:.0f} s)", file=sys.stderr, flush=True)
-    np.save(out / "agnostic_mask.npy", agnostic)
-    np.save(out / "warped.npy", warped)
-    np.save(out / "warped_mask.npy", warped_mask)
-    meta_path.write_text(json.dumps(wanted | {"size": [height, width]}, indent=1) + "\n")
+    arrays = {"agnostic_mask": agnostic, "warped": warped, "warped_mask": warped_mask}
+    write_cache(out, arrays, wanted | {"size": [height, width]})
     return out
 
 

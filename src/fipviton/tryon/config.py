@@ -57,6 +57,11 @@ class TryOnConfig:
         vae_path:     local folder of a diffusers `AutoencoderKL` (latent space only).
         patch_size:   pixel space only: the UNet works on patch_size x patch_size space-to-depth patches
                       (PixelUnshuffle in, PixelShuffle out), which divides the cost of every level by p^2.
+        refine_channels: pixel space with patch_size > 1 only: width of a small full-resolution head after
+                      the PixelShuffle (three 3x3 convolutions fed the UNet's output, x_t and the local
+                      conditions; its last layer starts at zero, so it starts as the identity). The UNet alone
+                      predicts each p x p patch from one position of its grid, which leaves patch-edge
+                      artefacts. 0: no head (the weights shipped before 2026-11-26 afternoon).
 
     UNet (a stock diffusers `UNet2DConditionModel`, built from these values)
         block_out_channels, layers_per_block, norm_num_groups, conv_in_kernel: as in diffusers (a 1x1
@@ -101,6 +106,7 @@ class TryOnConfig:
     space: str = "pixel"
     vae_path: str | None = None
     patch_size: int = 2
+    refine_channels: int = 0
     block_out_channels: tuple[int, ...] = (24, 32, 64, 128)
     layers_per_block: int = 1
     attention_levels: tuple[int, ...] = (2, 3)
@@ -167,6 +173,10 @@ class TryOnConfig:
             raise ValueError("space='latent' needs vae_path (a local diffusers AutoencoderKL folder, e.g. --vae-path)")
         if self.space == "latent" and self.patch_size != 1:
             raise ValueError("patch_size applies to pixel space only (use 1 with space='latent')")
+        if self.refine_channels < 0:
+            raise ValueError(f"refine_channels must be >= 0, got {self.refine_channels}")
+        if self.refine_channels and (self.space != "pixel" or self.patch_size == 1):
+            raise ValueError("refine_channels needs pixel space with patch_size > 1 (it undoes patch artefacts)")
         if self.garment_encoder == "clip" and not self.clip_path:
             raise ValueError("garment_encoder='clip' needs clip_path (a local CLIPVisionModel folder)")
         for channels in self.block_out_channels:

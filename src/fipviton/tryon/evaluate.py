@@ -73,9 +73,10 @@ def image_metrics(
     return out
 
 
-def region_ssim(prediction: torch.Tensor, target: torch.Tensor, regions: dict[str, torch.Tensor]) -> dict:
+def ssim_inside_regions(prediction: torch.Tensor, target: torch.Tensor, regions: dict[str, torch.Tensor]) -> dict:
     """Per-image mean of the SSIM map (torchmetrics, RGB, data_range 1) inside each region: {name: (B,)}
-    (`image_metrics` with `regions`, those keys only)."""
+    (`image_metrics` with `regions`, those keys only). The map is that of the whole images, so windows at a
+    region's edge see its surroundings (unlike `fipviton.warp.evaluate.isolated_region_ssim`)."""
     scores = image_metrics(prediction, target, regions=regions)
     return {name: scores[name] for name in regions}
 

@@ -6,8 +6,9 @@ The UNet is built from `TryOnConfig` (never a forked copy); everything around it
 * local conditions (agnostic image, agnostic mask, warped garment, warped mask, one-hot body-part map) are
   concatenated with x_t on channels. In pixel space the concatenation is folded into p x p patches
   (PixelUnshuffle) before the UNet and its output unfolded (PixelShuffle) after it, so a 256x192 image
-  costs what a 128x96 one does. In latent space the two images go through the frozen VAE encoder and the
-  masks and the one-hot map are area-resized to the latent grid.
+  costs what a 128x96 one does; an optional full-resolution head (`refine_channels`) then corrects the
+  unfolded output, seeing x_t and the local conditions at full resolution. In latent space the two images
+  go through the frozen VAE encoder and the masks and the one-hot map are area-resized to the latent grid.
 * the global condition: garment tokens (`fipviton.tryon.encoders`) through the UNet's cross-attention,
   which sits only at the low-resolution levels (`attention_levels`) and in the middle block.
 
@@ -106,6 +107,20 @@ class TryOnModel(nn.Module):
         cond_channels = sum(self._model_channels(name, ch) for name, ch in config.input_conditions())
         p = config.patch_size
         self.unet = build_unet(config, (target_channels + cond_channels) * p * p, target_channels * p * p)
+        self.refine: nn.Sequential | None = None
+        if config.refine_channels:
+            width = config.refine_channels
+            self.refine = nn.Sequential(
+                nn.Conv2d(2 * target_channels + cond_channels, width, 3, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(width, width, 3, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(width, target_channels, 3, padding=1),
+            )
+            # A residual correction that starts at zero: a network warm-started from weights without the
+            # head (`--init-weights`) begins exactly where those weights were.
+            nn.init.zeros_(self.refine[-1].weight)
+            nn.init.zeros_(self.refine[-1].bias)
         if config.garment_encoder == "clip":
             assert config.clip_path is not None
             self.garment_encoder: nn.Module = ClipGarmentEncoder(config.clip_path, config.cross_attention_dim)
@@ -211,14 +226,15 @@ class TryOnModel(nn.Module):
     ) -> torch.Tensor:
         """Predict the clean diffusion variable (B, c, h, w) from the noised one at `timesteps` (B,) int."""
         p = self.config.patch_size
-        x = torch.cat((x_t, local.to(x_t.dtype)), dim=1)
-        if p > 1:
-            x = F.pixel_unshuffle(x, p)
+        full = torch.cat((x_t, local.to(x_t.dtype)), dim=1)
+        x = F.pixel_unshuffle(full, p) if p > 1 else full
         if x_t.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         out = self.unet(x, timesteps, encoder_hidden_states=tokens).sample
         if p > 1:
             out = F.pixel_shuffle(out, p)
+        if self.refine is not None:
+            out = out + self.refine(torch.cat((out, full.to(out.dtype)), dim=1))
         return out
 
     def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor, inputs: TryOnInputs) -> torch.Tensor:
@@ -257,10 +273,15 @@ class TryOnModel(nn.Module):
         tmp.replace(directory / WEIGHTS_NAME)
         self.config.save(directory / CONFIG_NAME)
 
-    def load_trainable_state_dict(self, state: dict[str, torch.Tensor], source: str = "state") -> None:
-        """Load a state saved by `save_pretrained` (external frozen modules keep their own weights)."""
+    def load_trainable_state_dict(
+        self, state: dict[str, torch.Tensor], source: str = "state", allow_missing: tuple[str, ...] = ()
+    ) -> None:
+        """Load a state saved by `save_pretrained` (external frozen modules keep their own weights).
+
+        allow_missing: name prefixes of tensors that `state` may lack (they keep their current values).
+        """
         own = set(self.trainable_state_dict())
-        missing = sorted(own - set(state))
+        missing = sorted(k for k in own - set(state) if not k.startswith(allow_missing))
         unexpected = sorted(set(state) - own)
         if missing or unexpected:
             raise WeightsError(
@@ -271,6 +292,23 @@ class TryOnModel(nn.Module):
             self.load_state_dict(state, strict=False)
         except RuntimeError as exc:
             raise WeightsError(f"try-on weights in {source} do not match the config: {exc}") from exc
+
+    def warm_start_from(self, directory: str | Path) -> list[str]:
+        """Copy the weights of a saved try-on model into this one (the start of a fresh training run).
+
+        The saved network must be this one, except that it may lack the full-resolution head
+        (`refine_channels`), which then keeps its zero-output start. Returns the names of the tensors that
+        the folder did not have. `WeightsError` when the weights do not fit.
+        """
+        from safetensors.torch import load_file
+
+        weights_path = Path(directory) / WEIGHTS_NAME
+        if not weights_path.is_file():
+            raise WeightsError(f"no try-on weights in {directory} (expected {WEIGHTS_NAME})")
+        state = load_file(str(weights_path))
+        absent = sorted(k for k in self.trainable_state_dict() if k not in state)
+        self.load_trainable_state_dict(state, str(directory), allow_missing=("refine.",))
+        return absent
 
     @classmethod
     def from_pretrained(

@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fipviton.data.sample import Category, TryOnSample
-from fipviton.training.common import cache_is_current
+from fipviton.training.common import cache_is_current, write_cache
 from fipviton.warp.conditioning import CATEGORY_LABEL, normalise_keypoints
 
 CACHE_VERSION = 1
@@ -132,9 +132,7 @@ def build_cache(
         ids.append([sample.person_id, sample.garment_id])
         if log_every and (index + 1) % log_every == 0:
             print(f"cache {split}: {index + 1}/{n} ({time.time() - start:.0f} s)", file=sys.stderr, flush=True)
-    for name, array in arrays.items():
-        np.save(out / f"{name}.npy", array)
-    meta_path.write_text(json.dumps(wanted | {"ids": ids}, indent=1) + "\n")
+    write_cache(out, arrays, wanted | {"ids": ids})
     return out
 
 

@@ -37,13 +37,14 @@ def mask_iou(prediction: torch.Tensor, target: torch.Tensor, threshold: float = 
     return torch.where(union > 0, intersection / union.clamp(min=1), torch.ones_like(union))
 
 
-def region_ssim(garment: torch.Tensor, person: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+def isolated_region_ssim(garment: torch.Tensor, person: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """Per-sample SSIM (B,) of the warped garment against the person, averaged over the pixels of `region`.
 
     garment, person (B, 3, H, W) in [-1, 1]; region (B, 1, H, W) in {0, 1}. Both images are put on white
     outside the region and mapped to [0, 1]; torchmetrics computes the SSIM map (RGB, data_range 1, Gaussian
     11x11), whose mean over the region's pixels (all channels) is the score. A whole-image mean would be
-    dominated by the white background that both images share. An empty region scores 1.
+    dominated by the white background that both images share. An empty region scores 1. Unlike
+    `fipviton.tryon.evaluate.ssim_inside_regions`, nothing outside the region reaches the SSIM windows.
     """
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
@@ -127,7 +128,7 @@ def evaluate_warp(
         else:
             garment, mask = box_baseline(batch)
         ious.append(mask_iou(mask, batch.region))
-        ssims.append(region_ssim(garment, batch.person, batch.region))
+        ssims.append(isolated_region_ssim(garment, batch.person, batch.region))
     iou = torch.cat(ious) if ious else torch.zeros(0)
     ssim = torch.cat(ssims) if ssims else torch.zeros(0)
     height, width = dataset.arrays["person"].shape[1:3]
@@ -170,4 +171,4 @@ def summary_rows(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["box_baseline", "evaluate_warp", "export_checkpoint", "mask_iou", "region_ssim", "summary_rows"]
+__all__ = ["box_baseline", "evaluate_warp", "export_checkpoint", "isolated_region_ssim", "mask_iou", "summary_rows"]
