@@ -220,7 +220,8 @@ class ModelEMA:
         missing = set(self.shadow) - set(state)
         if missing:
             raise KeyError(f"EMA state lacks {sorted(missing)[:5]}")
-        self.shadow = {k: state[k].clone().float() for k in self.shadow}
+        # On the device of the current shadow (the model's): checkpoints load on the CPU.
+        self.shadow = {k: state[k].to(self.shadow[k].device).clone().float() for k in self.shadow}
 
     def copy_to(self, model: nn.Module) -> None:
         target = unwrap(model)
@@ -410,6 +411,9 @@ class TrainLoop:
         """Optimizer, RNGs and EMA for `model` (training `params`), restored from the checkpoint when resuming;
         returns the model prepared by accelerate. `config` is saved in every checkpoint."""
         args = self.args
+        # On the training device before the EMA copy and the resumed optimizer state are made: both follow
+        # the device of the parameters they are made from (on CUDA a CPU copy would mix devices).
+        model = model.to(self.device)
         self.params = params
         self.optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
         self.rng = np.random.default_rng(args.seed)
