@@ -151,12 +151,12 @@ def test_tiny_training_lowers_loss_and_resumes(data_dir: Path, tmp_path: Path) -
 
     viton = require(data_dir / "viton_resize")
     common = dict(
-        data=viton, config="tiny", batch_size=4, lr=1e-2, warmup=2, limit=16, cache=tmp_path / "cache",
-        log_every=1, val_every=1000, val_count=8, ckpt_every=6, threads=2, background_p=0.0,
+        data=viton, config="tiny", batch_size=4, lr=1e-2, warmup=2, limit=16, cache_root=tmp_path / "cache",
+        log_every=1, sample_every=1000, val_count=8, ckpt_every=6, threads=2, background_p=0.0,
     )  # fmt: skip
     out = tmp_path / "run"
     train(TrainOptions(out=out, steps=12, calibrate_count=16, **common))
-    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines() if "loss" in line]
+    losses = [json.loads(line)["total"] for line in (out / "metrics.jsonl").read_text().splitlines() if "total" in line]
     assert len(losses) == 12
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
     assert latest_checkpoint(out).name == "step_000012"
@@ -164,11 +164,12 @@ def test_tiny_training_lowers_loss_and_resumes(data_dir: Path, tmp_path: Path) -
     # The logit bias was fitted after training and saved with the config.
     assert len(json.loads((out / "final" / "config.json").read_text())["logit_bias"]) == NUM_LABELS
     assert "logit bias fitted on 16 training images" in (out / "train.log").read_text()
-    # Resume with a longer schedule: continues at step 12, not from scratch.
-    train(TrainOptions(out=out, steps=15, resume=True, **common))
+    # Resume with a longer schedule: continues at step 12, not from scratch, with the network it started with.
+    train(TrainOptions(out=out, steps=15, resume=True, **(common | {"config": "small"})))
+    assert json.loads((out / "final" / "config.json").read_text())["widths"] == list(ParserConfig.preset("tiny").widths)
     log = (out / "train.log").read_text()
     assert "resumed from" in log and "at step 12" in log
-    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines() if "loss" in line]
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines() if "total" in line]
     assert steps[-3:] == [13, 14, 15]
     assert latest_checkpoint(out).name == "step_000015"
     # Re-fitting the bias alone leaves the checkpoints and the network weights as they were.
@@ -228,7 +229,7 @@ def test_holdout_validation_and_config_file(data_dir: Path, tmp_path: Path, caps
     train(
         TrainOptions(
             data=viton, out=out, config=str(config_file), steps=3, batch_size=4, limit=16, holdout=4,
-            cache=tmp_path / "cache", val_every=3, val_count=4, threads=2,
+            cache_root=tmp_path / "cache", sample_every=3, val_count=4, threads=2,
         )
     )  # fmt: skip
     log = (out / "train.log").read_text()

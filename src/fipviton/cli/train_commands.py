@@ -43,7 +43,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--cache", type=Path, default=Path("cache"), help="folder for decoded arrays (default cache)")
     parser.add_argument("--log-every", type=int, default=20)
-    parser.add_argument("--val-every", type=int, default=250)
+    parser.add_argument("--val-every", type=int, default=250, help="steps between validations and sample grids")
     parser.add_argument("--val-count", type=int, default=200, help="held-out test images for quick validation")
     parser.add_argument(
         "--holdout",
@@ -53,6 +53,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     parser.add_argument("--ckpt-every", type=int, default=100)
     parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="minutes of training (over all resumed sessions); the cosine schedule ends with them, then it stops",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -60,9 +66,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     parser.add_argument(
         "--mixed-precision",
-        choices=["no", "bf16", "fp16"],
+        choices=["auto", "no", "bf16"],
         default="no",
-        help="autocast dtype (default no: on CPU, bf16 autocast made this depthwise network ~8x slower)",
+        help="bf16 autocast (default no: on CPU it made this depthwise network ~8x slower; auto: bf16 on CUDA)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -103,14 +109,15 @@ def run_train_parser(args: argparse.Namespace) -> int:
             calibrate_only=args.calibrate_only,
             limit=args.limit,
             holdout=args.holdout,
-            cache=args.cache,
+            cache_root=args.cache,
             log_every=args.log_every,
-            val_every=args.val_every,
+            sample_every=args.val_every,
             val_count=args.val_count,
             ckpt_every=args.ckpt_every,
             threads=args.threads,
             mixed_precision=args.mixed_precision,
             seed=args.seed,
+            time_limit=None if args.time_limit is None else args.time_limit * 60,
         )
     except ValueError as exc:
         print(f"error: {exc}")

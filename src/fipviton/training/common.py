@@ -324,9 +324,14 @@ def write_cache(out: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) 
 @dataclass(kw_only=True)
 class TrainRunOptions:
     """The options every `TrainLoop` run has (the shared CLI flags, `fipviton.cli._train_options`). Each
-    trainer's options (`WarpTrainArgs`, `TryOnTrainArgs`) extend it and may change the defaults.
+    trainer's options (`WarpTrainArgs`, `TryOnTrainArgs`, the parser's `TrainOptions`) extend it and may
+    change the defaults.
 
+    sample_every: steps between calls of the trainer's `sample` hook (a grid; the parser validates there too).
     time_limit: seconds of training over all resumed sessions; then checkpoint and stop.
+    grad_clip: maximum gradient norm (None: no clipping).
+    lr_final_ratio: the cosine schedule ends at `lr * lr_final_ratio`.
+    keep: checkpoints kept in `<out>/checkpoints`.
     """
 
     data: Path | None
@@ -346,6 +351,16 @@ class TrainRunOptions:
     mixed_precision: str = "auto"  # "auto", "no" or "bf16"
     ema_decay: float = 0.999
     time_limit: float | None = None
+    weight_decay: float = 1e-4
+    grad_clip: float | None = 1.0
+    lr_final_ratio: float = 0.05
+    keep: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.keep < 1:
+            raise ValueError(f"keep must be >= 1 checkpoint, got {self.keep}")
 
 
 class Pretrained(Protocol):
@@ -392,6 +407,8 @@ class TrainLoop:
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self.device = self.accelerator.device
         self.log = RunLogger(self.out, enabled=self.accelerator.is_main_process)
+        # Seeded before the trainer builds its network, so that a new run's initial weights follow the seed too.
+        torch.manual_seed(args.seed + self.accelerator.process_index)
         self.bf16 = resolve_precision(args.mixed_precision, self.device.type)
         self.global_batch = args.batch_size * self.accelerator.num_processes
         self.found = latest_checkpoint(self.out) if args.resume else None
@@ -415,7 +432,7 @@ class TrainLoop:
         # the device of the parameters they are made from (on CUDA a CPU copy would mix devices).
         model = model.to(self.device)
         self.params = params
-        self.optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+        self.optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
         self.rng = np.random.default_rng(args.seed)
         torch.manual_seed(args.seed + self.accelerator.process_index)
         self.ema = ModelEMA(model, args.ema_decay)
@@ -441,7 +458,8 @@ class TrainLoop:
         progress = self.step
         if args.time_limit:
             progress = max(self.step, int(args.steps * elapsed / args.time_limit))
-        return cosine_lr(progress if self.step >= args.warmup else self.step, args.steps, args.lr, args.warmup, 0.05)
+        step = progress if self.step >= args.warmup else self.step
+        return cosine_lr(step, args.steps, args.lr, args.warmup, args.lr_final_ratio)
 
     def run(
         self,
@@ -451,6 +469,7 @@ class TrainLoop:
         sample: Callable[[_Batch, _Output], np.ndarray] | None = None,
         describe: Callable[[dict[str, float]], str] = format_terms,
         sample_first: bool = False,
+        sample_weights: np.ndarray | None = None,
     ) -> None:
         """Train until `args.steps`, the time budget or a stop signal.
 
@@ -459,13 +478,17 @@ class TrainLoop:
         sample: (batch, output) -> (H, W, 3) uint8 grid, saved to samples/step_N.png every `sample_every` steps
                 (and after step 1 with `sample_first`)
         describe: mean loss terms -> their part of the progress line
+        sample_weights: (n_samples,) relative probabilities of drawing each sample (None: epochs of shuffles)
         """
         from fipviton.imageio import save_image
 
         args, accelerator = self.args, self.accelerator
         if n_samples < self.global_batch:  # batches are drawn without repeats: it would never fill one
             raise ValueError(f"{n_samples} training pairs cannot fill a batch of {self.global_batch}")
-        batches = infinite_batches(n_samples, self.global_batch, self.rng)
+        if sample_weights is not None:
+            batches = weighted_batches(sample_weights, self.global_batch, self.rng)
+        else:
+            batches = infinite_batches(n_samples, self.global_batch, self.rng)
         meter = Throughput()
         running: dict[str, float] = {}
         running_n = 0
@@ -482,7 +505,8 @@ class TrainLoop:
                 loss, terms, output = step(batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 accelerator.backward(loss)
-                accelerator.clip_grad_norm_(self.params, 1.0)
+                if args.grad_clip is not None:
+                    accelerator.clip_grad_norm_(self.params, args.grad_clip)
                 self.optimizer.step()
                 self.ema.update(self.model, self.step)
                 self.step += 1
@@ -497,8 +521,9 @@ class TrainLoop:
                     self.log.metrics(self.step, lr=lr, images_per_s=rate, **means)
                     running, running_n = {}, 0
                 due = (args.sample_every and self.step % args.sample_every == 0) or (sample_first and self.step == 1)
-                if sample is not None and accelerator.is_main_process and due:
+                if sample is not None and accelerator.is_main_process and (due or self.step == args.steps):
                     save_image(sample(batch, output), self.out / "samples" / f"step_{self.step:06d}.png")
+                    meter.rate()  # the sample's time does not count as training throughput
                 elapsed = self.elapsed_before + time.perf_counter() - train_start
                 if args.time_limit is not None and elapsed >= args.time_limit:
                     stop.stop = True
@@ -506,7 +531,7 @@ class TrainLoop:
                 if checkpoint_due and accelerator.is_main_process:
                     self.meta["elapsed_s"] = elapsed
                     save_checkpoint(
-                        self.out, self.step, self.model, self.optimizer, self.rng, self.ema, self.meta, keep=2
+                        self.out, self.step, self.model, self.optimizer, self.rng, self.ema, self.meta, keep=args.keep
                     )
             self.stopped = stop.stop
         accelerator.wait_for_everyone()

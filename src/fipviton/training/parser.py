@@ -11,7 +11,9 @@ mIoU), stored in the config and applied at inference. It raises VITON's mIoU but
 (it turned a tattooed forearm into background), so the shipped weights do not use it. What they use instead
 is a last stage with unweighted cross-entropy (`class_weight_power=0`), which calibrates per pixel.
 
-`train(TrainOptions)` is what `fipviton train parser` calls; checkpoints, logs and sample grids go to `out`.
+`train(TrainOptions)` is what `fipviton train parser` calls. It runs on the shared `TrainLoop` of the warping and
+try-on trainers (resume, EMA, cosine schedule with an optional time budget, checkpoints, logs); checkpoints, logs,
+validation lines and sample grids go to `out`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,44 +32,34 @@ import torch.nn.functional as F
 from fipviton.analysis.parser import HumanParser, ParserConfig, count_parameters
 from fipviton.errors import DatasetError, WeightsError
 from fipviton.labels import FLIP_SWAP, LABEL_NAMES, NUM_LABELS, colorize_labels
-from fipviton.training.common import (
-    ModelEMA,
-    RunLogger,
-    StopFlag,
-    Throughput,
-    cosine_lr,
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-    set_threads,
-    weighted_batches,
-)
+from fipviton.training.common import RunLogger, TrainRunOptions
 
 
-@dataclass
-class TrainOptions:
+@dataclass(kw_only=True)
+class TrainOptions(TrainRunOptions):
+    """Options of `fipviton train parser`: the shared `TrainRunOptions` (with the parser's defaults) and its own.
+
+    sample_every: steps between validations (mIoU on `val_count` images) with a sample grid; and the last step.
+    cache_root:   folder for the decoded arrays (None: decode on every run and keep nothing).
+    """
+
     data: Path
-    out: Path
     config: str = "default"
     steps: int = 3000
     batch_size: int = 12
     lr: float = 3e-3
-    weight_decay: float = 1e-4
     warmup: int = 150
-    ema_decay: float = 0.998
-    dice_weight: float = 0.5
     log_every: int = 20
-    val_every: int = 250
-    val_count: int = 200
+    sample_every: int = 250
     ckpt_every: int = 100
     keep: int = 3
-    limit: int | None = None  # use only the first N training samples (tests, smoke runs)
+    mixed_precision: str = "no"  # bf16 autocast made this depthwise network ~8x slower on this CPU
+    ema_decay: float = 0.998
+    grad_clip: float | None = None
+    lr_final_ratio: float = 0.02
+    dice_weight: float = 0.5
+    val_count: int = 200
     holdout: int = 0  # the last N training images are not trained on and are the validation set (0: test images)
-    cache: Path | None = None
-    resume: bool = False
-    seed: int = 0
-    threads: int | None = None
-    mixed_precision: str = "no"
     background_p: float = 0.5
     rare_boost: float = 8.0  # images with rare classes (legs, shoes, accessories) are drawn up to this much more
     class_weight_power: float = 0.5  # cross-entropy class weights (median freq / freq) ** this; 0: unweighted
@@ -77,8 +69,9 @@ class TrainOptions:
     calibrate_min_images: int = 50  # classes in fewer calibration images keep logit offset 0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        super().__post_init__()
+        if self.mixed_precision not in ("auto", "no", "bf16"):
+            raise ValueError(f"mixed_precision must be auto, no or bf16, got {self.mixed_precision!r}")
         if self.holdout < 0:
             raise ValueError(f"holdout must be >= 0, got {self.holdout}")
         if self.calibrate_count < 0:
@@ -392,25 +385,28 @@ def calibrate(model: HumanParser, opts: TrainOptions, images: np.ndarray, labels
 
 
 def train(opts: TrainOptions) -> HumanParser:
-    """Train (or resume) a parser; returns the EMA model, also saved with `save_pretrained` to `<out>/final`."""
-    from accelerate import Accelerator
-    from PIL import Image
+    """Train (or resume) a parser; returns the EMA model, also saved with `save_pretrained` to `<out>/final`.
 
-    set_threads(opts.threads)
-    out = Path(opts.out)
-    accelerator = Accelerator(mixed_precision=opts.mixed_precision, cpu=not torch.cuda.is_available())
-    log = RunLogger(out, enabled=accelerator.is_main_process)
-    config = parser_config(opts.config)
+    The loop is the shared `TrainLoop` (resume, EMA, cosine schedule with the time budget, checkpoints); the
+    parser brings its data (cached arrays, rare-class oversampling, augmentation on the training device),
+    its loss, and a validation at every `sample_every` steps.
+    """
+    from fipviton.training.common import TrainLoop
+
+    loop = TrainLoop(opts)
+    log, device, out = loop.log, loop.device, loop.out
+    saved = loop.saved_config()
+    # A resumed run keeps the network it started with.
+    config = ParserConfig.from_dict(saved) if saved is not None else parser_config(opts.config)
     config.label_names = LABEL_NAMES
     size = config.input_size
-    cache_dir = opts.cache if opts.cache is not None else None
 
     t0 = time.perf_counter()
-    images, labels, _ = build_cache(opts.data, "train", (256, 192), cache_dir, opts.limit)
+    images, labels, _ = build_cache(opts.data, "train", (256, 192), opts.cache_root, opts.limit)
     if opts.calibrate_only:
         final = HumanParser.from_pretrained(out / "final")
         calibrate(final, opts, images, labels, log)
-        if accelerator.is_main_process:
+        if loop.accelerator.is_main_process:
             final.save_pretrained(out / "final")
             log.log(f"saved {out / 'final'}")
         return final
@@ -420,7 +416,9 @@ def train(opts: TrainOptions) -> HumanParser:
         images, val_images = images[: -opts.holdout], images[-opts.holdout :]
         labels, val_labels = labels[: -opts.holdout], labels[-opts.holdout :]
     else:
-        val_images, val_labels, _ = build_cache(opts.data, "test", (256, 192), cache_dir, 64 if opts.limit else None)
+        val_images, val_labels, _ = build_cache(
+            opts.data, "test", (256, 192), opts.cache_root, 64 if opts.limit else None
+        )
     stride = max(1, len(val_images) // max(1, opts.val_count))
     val_images, val_labels = val_images[::stride][: opts.val_count], val_labels[::stride][: opts.val_count]
     val_images, val_labels = resize_arrays(val_images, val_labels, size)
@@ -430,89 +428,45 @@ def train(opts: TrainOptions) -> HumanParser:
         f"({time.perf_counter() - t0:.1f} s to load/cache)"
     )
 
-    model = HumanParser(config).to(accelerator.device, memory_format=torch.channels_last)  # before the EMA copy
+    model = HumanParser(config)
     weights = class_weights(labels, power=opts.class_weight_power)
     log.log(f"parser {opts.config}: {count_parameters(model):,} parameters; class weights {weights.numpy().round(2)}")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
-    rng = np.random.default_rng(opts.seed + accelerator.process_index)
-    torch.manual_seed(opts.seed + accelerator.process_index)
-    ema = ModelEMA(model, opts.ema_decay)
-    step = 0
-    if opts.resume:
-        found = latest_checkpoint(out)
-        if found is None:
-            log.log("resume: no checkpoint found, starting from scratch")
-        else:
-            state = load_checkpoint(found, model, optimizer, rng, ema)
-            step = int(state["step"])
-            log.log(f"resumed from {found} at step {step}")
-    model, optimizer = accelerator.prepare(model, optimizer)
-    device = accelerator.device
+    weights = weights.to(device)
+    model = loop.start(model, list(model.parameters()), config.to_dict(), channels_last=True)
     eval_model = HumanParser(config).to(device, memory_format=torch.channels_last)  # validation on the GPU too
 
     def snapshot() -> HumanParser:
-        ema.copy_to(eval_model)
+        loop.ema.copy_to(eval_model)
         return eval_model.eval()
 
-    meta = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}}
-    meta["config"] = config.to_dict()
-    sample_weights = image_weights(labels, most=opts.rare_boost) if opts.rare_boost > 1 else np.ones(len(labels))
-    batches = weighted_batches(sample_weights, opts.batch_size, rng)
-    meter = Throughput()
-    running, running_n = 0.0, 0
-    train_start = time.perf_counter()
-    start_step = step
-    with StopFlag() as stop:
-        while step < opts.steps and not stop.stop:
-            idx = np.sort(next(batches))
-            train_size = (size[0] // 2, size[1] // 2) if step < opts.low_res_until else size
-            x, y = augment(images[idx], labels[idx], rng, train_size, opts.background_p, device)
-            lr = cosine_lr(step, opts.steps, opts.lr, opts.warmup)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with accelerator.autocast():
-                logits = model(x)
-            loss = parser_loss(logits, y, weights, opts.dice_weight)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            optimizer.step()
-            ema.update(model, step)
-            step += 1
-            meter.add(len(idx) * accelerator.num_processes)
-            running, running_n = running + loss.item(), running_n + 1
-            if step % opts.log_every == 0:
-                log.log(f"step {step}/{opts.steps} loss {running / running_n:.4f} lr {lr:.2e} {meter.rate():.1f} img/s")
-                log.metrics(step, loss=running / running_n, lr=lr)
-                running, running_n = 0.0, 0
-            checkpoint_due = step % opts.ckpt_every == 0 or step == opts.steps or stop.stop
-            if checkpoint_due and accelerator.is_main_process:
-                save_checkpoint(out, step, model, optimizer, rng, ema, meta, opts.keep)
-            if (step % opts.val_every == 0 or step == opts.steps) and accelerator.is_main_process:
-                t = time.perf_counter()
-                report = evaluate_arrays(snapshot(), val_images, val_labels)
-                log.log(
-                    f"val step {step}: mIoU {report.miou:.4f} pixel acc {report.pixel_accuracy:.4f} "
-                    f"({time.perf_counter() - t:.1f} s) "
-                    + " ".join(f"{k}={v:.2f}" for k, v in report.per_class.items() if v is not None)
-                )
-                log.metrics(step, val_miou=report.miou, val_pixel_accuracy=report.pixel_accuracy)
-                grid = sample_grid(snapshot(), val_images[:6:2], val_labels[:6:2])
-                (out / "samples").mkdir(parents=True, exist_ok=True)
-                Image.fromarray(grid).save(out / "samples" / f"step_{step:06d}.png")
-                meter.rate()  # validation time does not count as training throughput
-    if stop.stop and accelerator.is_main_process:
-        save_checkpoint(out, step, model, optimizer, rng, ema, meta, opts.keep)
-        log.log(f"stopped at step {step}; resume with --resume")
-    elapsed = time.perf_counter() - train_start
-    done = step - start_step
-    log.log(
-        f"trained {done} steps in {elapsed / 60:.1f} min "
-        f"({done * opts.batch_size * accelerator.num_processes / max(elapsed, 1e-9):.2f} img/s incl. validation)"
-    )
-    final = snapshot()
-    if accelerator.is_main_process and not stop.stop:
+    def load(indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.sort(indices)
+        train_size = (size[0] // 2, size[1] // 2) if loop.step < opts.low_res_until else size
+        return augment(images[idx], labels[idx], loop.rng, train_size, opts.background_p, device)
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], None]:
+        x, y = batch
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=loop.bf16):
+            logits = model(x)
+        loss = parser_loss(logits, y, weights, opts.dice_weight)
+        return loss, {"total": loss.item()}, None
+
+    def validate(_batch: object, _output: None) -> np.ndarray:
+        t = time.perf_counter()
+        report = evaluate_arrays(snapshot(), val_images, val_labels)
+        log.log(
+            f"val step {loop.step}: mIoU {report.miou:.4f} pixel acc {report.pixel_accuracy:.4f} "
+            f"({time.perf_counter() - t:.1f} s) "
+            + " ".join(f"{k}={v:.2f}" for k, v in report.per_class.items() if v is not None)
+        )
+        log.metrics(loop.step, val_miou=report.miou, val_pixel_accuracy=report.pixel_accuracy)
+        return sample_grid(snapshot(), val_images[:6:2], val_labels[:6:2])
+
+    sample_weights = image_weights(labels, most=opts.rare_boost) if opts.rare_boost > 1 else None
+    loop.run(len(images), load, step, validate, sample_weights=sample_weights)
+    final = loop.finish(HumanParser(config))
+    if loop.accelerator.is_main_process and not loop.stopped and opts.calibrate_count:
         calibrate(final, opts, images, labels, log)
-    if accelerator.is_main_process:
         final.save_pretrained(out / "final")
-        log.log(f"saved {out / 'final'}")
+        log.log(f"saved {out / 'final'} with the logit bias")
     return final

@@ -70,6 +70,7 @@ class TryOnTrainArgs(TrainRunOptions):
     shrink_prob: float = 0.0  # probability of shrinking the warped garment (`fipviton.tryon.cache.shrink_warped`)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("flip_prob", "shrink_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
