@@ -269,3 +269,21 @@ def test_augment_on_gpu_matches_cpu() -> None:
     # Same draws; grid_sample may round differently on the GPU, so a few boundary labels may differ.
     assert (x_gpu.cpu() - x_cpu).abs().mean() < 1e-3
     assert (y_gpu.cpu() == y_cpu).float().mean() > 0.999
+
+
+def test_time_budget_stops_with_a_last_validation(data_dir: Path, tmp_path: Path) -> None:
+    from fipviton.training.parser import TrainOptions, train
+
+    viton = require(data_dir / "viton_resize")
+    options = TrainOptions(
+        data=viton, out=tmp_path / "run", config="tiny", steps=50, batch_size=4, limit=16, holdout=4,
+        cache_root=tmp_path / "cache", sample_every=1000, val_count=4, threads=1, time_limit=1e-3,
+        calibrate_count=8,
+    )  # fmt: skip
+    train(options)
+    log = (tmp_path / "run" / "train.log").read_text()
+    # The budget ran out after the first step: validated there, checkpointed, no calibration of a cut run.
+    assert "val step 1: mIoU" in log and "stopped early, --resume continues" in log
+    assert latest_checkpoint(tmp_path / "run").name == "step_000001"
+    assert (tmp_path / "run" / "samples" / "step_000001.png").is_file()
+    assert "logit bias" not in log

@@ -520,12 +520,15 @@ class TrainLoop:
                     self.log.log(f"step {self.step}/{args.steps} {describe(means)} lr {lr:.2e} {rate:.2f} img/s")
                     self.log.metrics(self.step, lr=lr, images_per_s=rate, **means)
                     running, running_n = {}, 0
+                elapsed = self.elapsed_before + time.perf_counter() - train_start
+                time_up = args.time_limit is not None and elapsed >= args.time_limit
                 due = (args.sample_every and self.step % args.sample_every == 0) or (sample_first and self.step == 1)
-                if sample is not None and accelerator.is_main_process and (due or self.step == args.steps):
+                # The last step of a run (by steps or by the time budget) always gets a sample (the parser's
+                # final validation); a stop signal does not wait for one.
+                if sample is not None and accelerator.is_main_process and (due or time_up or self.step == args.steps):
                     save_image(sample(batch, output), self.out / "samples" / f"step_{self.step:06d}.png")
                     meter.rate()  # the sample's time does not count as training throughput
-                elapsed = self.elapsed_before + time.perf_counter() - train_start
-                if args.time_limit is not None and elapsed >= args.time_limit:
+                if time_up:
                     stop.stop = True
                 checkpoint_due = self.step % args.ckpt_every == 0 or self.step == args.steps or stop.stop
                 if checkpoint_due and accelerator.is_main_process:
