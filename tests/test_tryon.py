@@ -17,6 +17,7 @@ import torch
 
 import fipviton
 from conftest import require
+from fipviton.training.common import latest_checkpoint
 from fipviton.tryon import TryOnConfig, TryOnInputs, TryOnModel, noise_condition_image
 from fipviton.tryon.cache import inputs_from_arrays, shrink_warped
 from fipviton.tryon.inputs import random_inputs
@@ -349,6 +350,7 @@ def test_training_starts_from_init_weights_with_a_new_head(real_items, tmp_path:
         tmp_path / "run",
         overrides={"patch_size": 2, "refine_channels": 8},
         init_weights=tmp_path / "base",
+        refine_lr_scale=10.0,
         steps=2,
         batch_size=2,
         lr=1e-3,
@@ -360,6 +362,10 @@ def test_training_starts_from_init_weights_with_a_new_head(real_items, tmp_path:
     assert "6 new tensors keep their initialisation" in (tmp_path / "run" / "train.log").read_text()
     final = TryOnModel.from_pretrained(tmp_path / "run" / "final")
     assert final.config.refine_channels == 8
+    # The new head learns at 10x the rate of the warm-started network.
+    optimizer = torch.load(latest_checkpoint(tmp_path / "run") / "optimizer.pt", weights_only=True)
+    groups = {group["lr_scale"]: len(group["params"]) for group in optimizer["param_groups"]}
+    assert groups[10.0] == 6 and groups[1.0] > 6
     # Two small AdamW steps (EMA-averaged) from the base weights, not a fresh random network.
     start, end = base.unet.conv_in.weight, final.unet.conv_in.weight
     assert (end - start).abs().max() < 0.01 < (TryOnModel(final.config).unet.conv_in.weight - start).abs().max()

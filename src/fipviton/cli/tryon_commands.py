@@ -53,6 +53,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="start a fresh run from these try-on weights (e.g. the shipped ones, to fine-tune with a "
         "full-resolution head: --set refine_channels=16); ignored with --resume",
     )
+    train.add_argument(
+        "--refine-lr-scale",
+        type=float,
+        default=1.0,
+        help="learning-rate factor of the full-resolution head (refine_channels) against the rest (default 1)",
+    )
     train.add_argument("--vae-path", default=None, help="local AutoencoderKL folder (latent presets)")
     train.add_argument("--clip-path", default=None, help="local CLIPVisionModel folder: use it as garment encoder")
     train.add_argument(
@@ -150,6 +156,7 @@ def run_train_tryon(args: argparse.Namespace) -> int:
             overrides=overrides,
             warp_weights=args.warp_weights,
             init_weights=args.init_weights,
+            refine_lr_scale=args.refine_lr_scale,
             perceptual_weight=args.perceptual_weight,
             shrink_prob=args.shrink_prob,
         )

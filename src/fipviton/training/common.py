@@ -423,16 +423,33 @@ class TrainLoop:
         return json.loads((self.found / "state.json").read_text())["meta"].get("config")
 
     def start(
-        self, model: nn.Module, params: list[nn.Parameter], config: dict[str, Any], channels_last: bool = False
+        self,
+        model: nn.Module,
+        params: list[nn.Parameter],
+        config: dict[str, Any],
+        channels_last: bool = False,
+        lr_scales: dict[int, float] | None = None,
     ) -> nn.Module:
         """Optimizer, RNGs and EMA for `model` (training `params`), restored from the checkpoint when resuming;
-        returns the model prepared by accelerate. `config` is saved in every checkpoint."""
+        returns the model prepared by accelerate. `config` is saved in every checkpoint.
+
+        lr_scales: {id(parameter): factor} for parameters that learn at `factor` x the schedule's rate (e.g. a
+        new head on a warm-started network); the others at 1x.
+        """
         args = self.args
         # On the training device before the EMA copy and the resumed optimizer state are made: both follow
         # the device of the parameters they are made from (on CUDA a CPU copy would mix devices).
         model = model.to(self.device)
         self.params = params
-        self.optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+        scales = lr_scales or {}
+        groups: dict[float, list[nn.Parameter]] = {}
+        for param in params:
+            groups.setdefault(scales.get(id(param), 1.0), []).append(param)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": group, "lr_scale": scale} for scale, group in groups.items()],
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+        )
         self.rng = np.random.default_rng(args.seed)
         torch.manual_seed(args.seed + self.accelerator.process_index)
         self.ema = ModelEMA(model, args.ema_decay)
@@ -501,7 +518,7 @@ class TrainLoop:
                 batch = load(indices)
                 lr = self.lr(self.elapsed_before + time.perf_counter() - train_start)
                 for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
                 loss, terms, output = step(batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 accelerator.backward(loss)

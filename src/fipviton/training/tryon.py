@@ -61,6 +61,7 @@ class TryOnTrainArgs(TrainRunOptions):
     sample_every: int = 1000
     warp_weights: Path | None = None
     init_weights: Path | None = None
+    refine_lr_scale: float = 1.0  # the full-resolution head (refine_channels) learns at this x the learning rate
     l1_weight: float = 1.0
     perceptual_weight: float = 0.2
     perceptual_layers: int = 3
@@ -71,6 +72,8 @@ class TryOnTrainArgs(TrainRunOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.refine_lr_scale <= 0:
+            raise ValueError(f"refine_lr_scale must be > 0, got {self.refine_lr_scale}")
         for name in ("flip_prob", "shrink_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -155,7 +158,8 @@ def train_tryon(
             log.log(f"weights from {args.init_weights}{kept}")
     trainable = [p for p in model.parameters() if p.requires_grad]  # not the frozen VAE / CLIP encoder
     device_type = loop.device.type
-    model = loop.start(model, trainable, config.to_dict(), channels_last=device_type == "cpu")
+    head = {id(p): args.refine_lr_scale for p in model.refine.parameters()} if model.refine is not None else None
+    model = loop.start(model, trainable, config.to_dict(), channels_last=device_type == "cpu", lr_scales=head)
     loss_fn = TryOnLoss(
         l1_weight=args.l1_weight,
         perceptual_weight=args.perceptual_weight,
