@@ -361,6 +361,8 @@ class TrainRunOptions:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.keep < 1:
             raise ValueError(f"keep must be >= 1 checkpoint, got {self.keep}")
+        if self.mixed_precision not in ("auto", "no", "bf16"):  # anything else would silently train in fp32
+            raise ValueError(f"mixed_precision must be auto, no or bf16, got {self.mixed_precision!r}")
 
 
 class Pretrained(Protocol):

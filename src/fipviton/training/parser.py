@@ -70,8 +70,6 @@ class TrainOptions(TrainRunOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.mixed_precision not in ("auto", "no", "bf16"):
-            raise ValueError(f"mixed_precision must be auto, no or bf16, got {self.mixed_precision!r}")
         if self.holdout < 0:
             raise ValueError(f"holdout must be >= 0, got {self.holdout}")
         if self.calibrate_count < 0:
@@ -453,14 +451,15 @@ def train(opts: TrainOptions) -> HumanParser:
 
     def validate(_batch: object, _output: None) -> np.ndarray:
         t = time.perf_counter()
-        report = evaluate_arrays(snapshot(), val_images, val_labels)
+        current = snapshot()  # the EMA weights, copied once for the score and the grid
+        report = evaluate_arrays(current, val_images, val_labels)
         log.log(
             f"val step {loop.step}: mIoU {report.miou:.4f} pixel acc {report.pixel_accuracy:.4f} "
             f"({time.perf_counter() - t:.1f} s) "
             + " ".join(f"{k}={v:.2f}" for k, v in report.per_class.items() if v is not None)
         )
         log.metrics(loop.step, val_miou=report.miou, val_pixel_accuracy=report.pixel_accuracy)
-        return sample_grid(snapshot(), val_images[:6:2], val_labels[:6:2])
+        return sample_grid(current, val_images[:6:2], val_labels[:6:2])
 
     sample_weights = image_weights(labels, most=opts.rare_boost) if opts.rare_boost > 1 else None
     loop.run(len(images), load, step, validate, sample_weights=sample_weights)
