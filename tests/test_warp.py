@@ -73,6 +73,39 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         assert torch.equal(x, y)
 
 
+def test_full_size_flow_level_warm_starts_from_weights_without_it(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from fipviton.errors import WeightsError
+
+    config = WarpConfig.preset("tiny")
+    torch.manual_seed(0)
+    old = WarpNet(config)
+    with torch.no_grad():
+        for parameter in old.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    old.eval().save_pretrained(tmp_path / "old")
+    new = WarpNet(replace(config, fine_channels=8)).eval()
+    absent = new.warm_start_from(tmp_path / "old")
+    assert absent and all(name.startswith("fine.") for name in absent)
+    garment, mask, person = _inputs(config)
+    with torch.no_grad():
+        a, b = old(garment, mask, person), new(garment, mask, person)
+    # The new level starts at zero flow: the warm-started network is the old one exactly.
+    assert torch.equal(a.garment, b.garment) and torch.equal(a.flow, b.flow)
+    assert len(b.flows) == len(a.flows) + 1 and b.flows[-1].shape[-2:] == tuple(config.size)
+    with torch.no_grad():
+        new.fine.flow.bias.fill_(0.01)
+        moved = new(garment, mask, person)
+    assert not torch.allclose(moved.flow, a.flow)
+    # Weights of another network do not warm-start this one.
+    other = WarpNet(replace(config, channels=(8, 16, 16, 16)))
+    with pytest.raises(WeightsError):
+        other.warm_start_from(tmp_path / "old")
+    with pytest.raises(WeightsError):
+        new.warm_start_from(tmp_path / "nothing")
+
+
 def test_from_pretrained_errors(tmp_path: Path) -> None:
     from fipviton.errors import WeightsError
 
@@ -200,6 +233,16 @@ def test_tiny_training_reduces_the_loss(data_dir: Path, tmp_path: Path) -> None:
     args.resume = True
     resumed = train_warp(args)
     assert torch.equal(resumed.state_dict()["decoder.0.flow.weight"], trained.state_dict()["decoder.0.flow.weight"])
+    # A fresh run warm-started from those weights, with a full-size flow level added: it trains that level
+    # from its zero start, and everything else from the given weights (not from a new initialisation).
+    from dataclasses import replace
+
+    fine = train_warp(replace(args, out=tmp_path / "fine", resume=False, steps=2, fine_channels=4,
+                              init_weights=tmp_path / "run" / "final"))  # fmt: skip
+    assert fine.fine is not None and fine.config.fine_channels == 4
+    assert "weights from" in (tmp_path / "fine" / "train.log").read_text()
+    start = trained.state_dict()["garment_encoder.down.0.weight"]
+    assert (fine.state_dict()["garment_encoder.down.0.weight"] - start).abs().max() < 0.05 * start.abs().max()
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from fipviton.cli._train_options import add_training_arguments, check_training_arguments, training_options
@@ -24,6 +25,21 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--config", choices=["default", "tiny"], default="default", help="network preset")
     train.add_argument(
         "--no-cross-attention", action="store_true", help="ablation: no cross-attention, everything else equal"
+    )
+    train.add_argument(
+        "--fine-channels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="width of a flow level at the network's full size (0 = off; default: the preset's)",
+    )
+    train.add_argument(
+        "--init-weights",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="start a fresh run from these warping weights (e.g. the shipped ones, to fine-tune with a full-size "
+        "flow level added); ignored when resuming",
     )
     train.set_defaults(func=run_train_warp)
 
@@ -53,7 +69,18 @@ def run_train_warp(args: argparse.Namespace) -> int:
 
     if not check_training_arguments(args):
         return 2
-    train_warp(WarpTrainArgs(**training_options(args), preset=args.config, cross_attention=not args.no_cross_attention))
+    if args.fine_channels is not None and args.fine_channels < 0:
+        print("error: --fine-channels must be >= 0", file=sys.stderr)
+        return 2
+    train_warp(
+        WarpTrainArgs(
+            **training_options(args),
+            preset=args.config,
+            cross_attention=not args.no_cross_attention,
+            fine_channels=args.fine_channels,
+            init_weights=args.init_weights,
+        )
+    )
     return 0
 
 

@@ -371,6 +371,12 @@ class Pretrained(Protocol):
     def save_pretrained(self, directory: str | Path) -> None: ...
 
 
+class WarmStartable(Protocol):
+    """A model that can start from another run's weights, keeping its new parts' initialisation."""
+
+    def warm_start_from(self, directory: str | Path) -> list[str]: ...
+
+
 _Batch = TypeVar("_Batch")
 _Output = TypeVar("_Output")
 _Final = TypeVar("_Final", bound=nn.Module)
@@ -423,6 +429,17 @@ class TrainLoop:
         if self.found is None:
             return None
         return json.loads((self.found / "state.json").read_text())["meta"].get("config")
+
+    def warm_start(self, model: WarmStartable, init_weights: Path | None) -> None:
+        """Copy `init_weights` (a saved model folder) into a new run's model; a resumed run ignores them."""
+        if init_weights is None:
+            return
+        if self.found is not None:
+            self.log.log(f"resume: --init-weights {init_weights} ignored (the run continues from its checkpoint)")
+            return
+        absent = model.warm_start_from(init_weights)
+        kept = f"; {len(absent)} new tensors keep their initialisation" if absent else ""
+        self.log.log(f"weights from {init_weights}{kept}")
 
     def start(
         self,

@@ -149,13 +149,7 @@ def train_tryon(
     log.log(f"data: {n_samples} training pairs ({time.perf_counter() - t0:.1f} s)")
 
     model = TryOnModel(config)
-    if args.init_weights is not None:
-        if saved is not None:
-            log.log(f"resume: --init-weights {args.init_weights} ignored (the run continues from its checkpoint)")
-        else:
-            absent = model.warm_start_from(args.init_weights)
-            kept = f"; {len(absent)} new tensors keep their initialisation" if absent else ""
-            log.log(f"weights from {args.init_weights}{kept}")
+    loop.warm_start(model, args.init_weights)
     trainable = [p for p in model.parameters() if p.requires_grad]  # not the frozen VAE / CLIP encoder
     device_type = loop.device.type
     head = {id(p): args.refine_lr_scale for p in model.refine.parameters()} if model.refine is not None else None

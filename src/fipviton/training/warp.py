@@ -32,11 +32,18 @@ from fipviton.warp.model import WarpConfig, WarpNet, WarpOutput, count_parameter
 
 @dataclass(kw_only=True)
 class WarpTrainArgs(TrainRunOptions):
-    """Options of a training run (the CLI flags of `fipviton train warp`)."""
+    """Options of a training run (the CLI flags of `fipviton train warp`).
+
+    fine_channels: the width of the full-size flow level (`WarpConfig.fine_channels`; None = the preset's).
+    init_weights: a saved warping model folder whose weights a fresh run starts from (new optimizer and
+        schedule); it may lack the full-size flow level, which then starts at zero flow.
+    """
 
     data: Path
     preset: str = "default"
     cross_attention: bool = True
+    fine_channels: int | None = None
+    init_weights: Path | None = None
     perceptual_layers: int = 2
     perceptual_weight: float = 1.0
     perceptual_samples: int = 2
@@ -153,6 +160,8 @@ def train_warp(args: WarpTrainArgs) -> WarpNet:
     log, accelerator = loop.log, loop.accelerator
     config = WarpConfig.preset(args.preset)
     config.cross_attention = args.cross_attention
+    if args.fine_channels is not None:
+        config.fine_channels = args.fine_channels
     saved = loop.saved_config()
     if saved is not None:
         config = WarpConfig.from_dict(saved)
@@ -163,6 +172,7 @@ def train_warp(args: WarpTrainArgs) -> WarpNet:
     log.log(f"data: {len(dataset)} training pairs from {cache_dir} ({time.perf_counter() - t0:.1f} s)")
 
     model = WarpNet(config)
+    loop.warm_start(model, args.init_weights)
     model = loop.start(model, list(model.parameters()), config.to_dict(), channels_last=True)
     loss_fn = WarpLoss(
         WarpLossWeights(
@@ -173,6 +183,7 @@ def train_warp(args: WarpTrainArgs) -> WarpNet:
     ).to(loop.device)
     log.log(
         f"warp {args.preset}: {count_parameters(model):,} parameters, cross-attention {config.cross_attention}, "
+        f"full-size flow level {config.fine_channels or 'off'}, "
         f"net size {tuple(config.size)}, device {loop.device} x{accelerator.num_processes}, bf16 {loop.bf16}"
     )
     size = tuple(config.size)

@@ -11,7 +11,8 @@ level by level (PF-AFN / HR-VITON style): at each level the garment features are
 flow, and a residual flow is predicted from the person features, the warped garment features and the
 decoder state. The last level also predicts a visibility map: the garment is hidden where the person's arms
 or hair are in front of it, so the warped mask is (warped garment mask) x (visibility), trained against the
-garment region of the parsing, which already excludes what occludes it.
+garment region of the parsing, which already excludes what occludes it. With `WarpConfig.fine_channels`, one
+more level corrects the flow at the network's full size from the raw garment and person inputs.
 
 `WarpConfig.cross_attention = False` removes the attention blocks (the paper's ablation) and changes
 nothing else: the coarse person features go to the decoder as they are.
@@ -47,6 +48,11 @@ class WarpConfig:
     heads: attention heads (each level's channels must divide by it).
     cross_attention: False = the ablation without cross-attention, all else equal.
     predict_visibility: predict the occlusion/visibility map (else the warped mask is the warped garment mask).
+    fine_channels: width of an extra flow level at the network's full size (`size`), fed by the raw garment
+        input warped with the pyramid's flow and the raw person input (0 = off, as the first shipped
+        weights). The pyramid's finest flow is at half the network size; this level corrects what is left
+        at the resolution of the training loss. Its flow starts at zero, so weights trained without it
+        warm-start it exactly (`WarpNet.warm_start_from`).
     """
 
     size: tuple[int, int] = (128, 96)
@@ -55,6 +61,7 @@ class WarpConfig:
     heads: int = 4
     cross_attention: bool = True
     predict_visibility: bool = True
+    fine_channels: int = 0
     person_channels: int = PERSON_CHANNELS
     garment_channels: int = GARMENT_CHANNELS
 
@@ -183,11 +190,14 @@ class CrossAttention(nn.Module):
 
 
 class FlowLevel(nn.Module):
-    """One decoder level: fuse (decoder state, person features, warped garment features), output a residual flow."""
+    """One decoder level: fuse (decoder state, person features, warped garment features), output a residual flow.
 
-    def __init__(self, state_channels: int, channels: int, out_channels: int) -> None:
+    in_channels: the three inputs' channels together.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.fuse = ResBlock(state_channels + 2 * channels, out_channels)
+        self.fuse = ResBlock(in_channels, out_channels)
         self.flow = nn.Conv2d(out_channels, 2, 3, padding=1)
         # Start from the identity warp: the in-shop garment is roughly centred, like the person's torso.
         nn.init.zeros_(self.flow.weight)
@@ -234,7 +244,12 @@ class WarpNet(nn.Module):
         self.decoder = nn.ModuleList()
         for level in range(levels):
             state = channels[level + 1] if level + 1 < levels else 0
-            self.decoder.append(FlowLevel(state, channels[level], channels[level]))
+            self.decoder.append(FlowLevel(state + 2 * channels[level], channels[level]))
+        self.fine = (
+            FlowLevel(channels[0] + config.person_channels + config.garment_channels, config.fine_channels)
+            if config.fine_channels > 0
+            else None
+        )
         self.visibility = nn.Conv2d(channels[0], 1, 3, padding=1) if config.predict_visibility else None
         if self.visibility is not None:
             nn.init.zeros_(self.visibility.weight)
@@ -244,7 +259,8 @@ class WarpNet(nn.Module):
         """Flows of every level (coarse to fine) and the visibility logits, at the network's resolutions.
 
         garment_input (B, 4, H, W): garment in [-1, 1] and mask in [0, 1]; person_input (B, P, H, W).
-        H and W must be divisible by 2^levels.
+        H and W must be divisible by 2^levels. The flows are at H/2^(levels-k) for the pyramid's levels, plus
+        one at (H, W) with `fine_channels`; the visibility logits are at (H/2, W/2).
         """
         garment_features = self.garment_encoder(garment_input)
         person_features = self.person_encoder(person_input)
@@ -269,6 +285,13 @@ class WarpNet(nn.Module):
             flow = residual.float() if flow is None else flow + residual.float()
             flows.append(flow)
         visibility = self.visibility(state).float() if self.visibility is not None else None
+        if self.fine is not None and flow is not None and state is not None:
+            size = tuple(person_input.shape[-2:])
+            flow = upsample_flow(flow, size)
+            garment = warp(garment_input, flow).to(person_input.dtype)
+            state = F.interpolate(state, size=size, mode="bilinear", align_corners=False)
+            _, residual = self.fine(state, person_input, garment.contiguous(memory_format=torch.channels_last))
+            flows.append(flow + residual.float())
         return flows, visibility
 
     def forward(
@@ -314,6 +337,30 @@ class WarpNet(nn.Module):
         (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         state = {key: value.detach().contiguous().cpu() for key, value in self.state_dict().items()}
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model": "fipviton.WarpNet"})
+
+    def warm_start_from(self, directory: str | Path) -> list[str]:
+        """Copy the weights of a saved warping model into this one (the start of a fresh training run).
+
+        The saved network must be this one, except that it may lack the full-size flow level
+        (`fine_channels`), which then keeps its zero-flow start. Returns the names of the tensors that the
+        folder did not have. `WeightsError` when the weights do not fit.
+        """
+        from safetensors.torch import load_file
+
+        weights_path = Path(directory) / WEIGHTS_NAME
+        if not weights_path.is_file():
+            raise WeightsError(f"no warping-module weights in {directory} (expected {WEIGHTS_NAME})")
+        state = load_file(str(weights_path))
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # a tensor of another shape
+            raise WeightsError(f"{weights_path} does not fit this network: {exc}") from exc
+        not_new = [key for key in missing if not key.startswith("fine.")]
+        if not_new or unexpected:
+            raise WeightsError(
+                f"{weights_path} does not fit this network: missing {not_new[:5]}, unexpected {unexpected[:5]}"
+            )
+        return sorted(missing)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path | None = None) -> WarpNet:
