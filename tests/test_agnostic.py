@@ -144,6 +144,76 @@ def test_upper_body_synthetic(height: int) -> None:
     assert not (agnostic.parsing == Label.UPPER).any()
 
 
+def _long_sleeved_with_mislabelled_cuffs(height: int):
+    """The synthetic person in a long-sleeved navy top over light-blue trousers, beige skin, white backdrop;
+    the end of the right sleeve is labelled trousers (BOTTOM) and the end of the left one hand (LEFT_ARM), as
+    CIHP-style parsers do when a forearm rests against the hip. Returns person, parsing, keypoints, the two
+    mislabelled cuffs (H, W) bool, and the hands."""
+    _, parsing, keypoints = _synthetic(height)
+    s = height / 1024
+    cuffs = np.zeros(parsing.shape, bool)
+    for label, elbow, wrist in (
+        (Label.BOTTOM, K.RIGHT_ELBOW, K.RIGHT_WRIST),
+        (Label.LEFT_ARM, K.LEFT_ELBOW, K.LEFT_WRIST),
+    ):
+        e, w = np.array(_POSE_1024[elbow], float), np.array(_POSE_1024[wrist], float)
+        sleeve = np.zeros(parsing.shape, np.uint8)
+        cv2.line(
+            sleeve, (round(e[0] * s), round(e[1] * s)), (round(w[0] * s), round(w[1] * s)), 1, max(1, round(56 * s))
+        )
+        parsing[(sleeve > 0) & (parsing != Label.UPPER)] = Label.UPPER
+        cuff = np.zeros(parsing.shape, np.uint8)  # the last stretch of the sleeve, to just past the wrist
+        start, end = e + (w - e) * 0.8, w + (w - e) / np.linalg.norm(w - e) * 12
+        cv2.line(cuff, (round(start[0] * s), round(start[1] * s)), (round(end[0] * s), round(end[1] * s)), 1,
+                 max(1, round(56 * s)))  # fmt: skip
+        cuff_mask = cuff > 0
+        parsing[cuff_mask] = label
+        cuffs |= cuff_mask
+    _, hands = _arm_parts(parsing, keypoints)
+    colours = {Label.BACKGROUND: (245, 245, 245), Label.UPPER: (30, 35, 80), Label.BOTTOM: (150, 185, 220),
+               Label.FACE: (225, 180, 150), Label.NECK: (215, 170, 140), Label.LEFT_ARM: (220, 175, 145),
+               Label.RIGHT_ARM: (220, 175, 145), Label.HAIR: (60, 40, 30), Label.SHOES: (20, 20, 20)}  # fmt: skip
+    person = np.zeros((*parsing.shape, 3), np.int16)
+    for label, colour in colours.items():
+        person[parsing == label] = colour
+    person[cuffs] = colours[Label.UPPER]
+    person += np.random.default_rng(1).integers(-8, 9, person.shape).astype(np.int16)
+    return np.clip(person, 0, 255).astype(np.uint8), parsing, keypoints, cuffs, hands
+
+
+@pytest.mark.parametrize("height", [1024, 256])
+def test_mislabelled_sleeve_ends_are_repainted(height: int) -> None:
+    person, parsing, keypoints, cuffs, hands = _long_sleeved_with_mislabelled_cuffs(height)
+    without = build_agnostic(person, parsing, keypoints, Category.UPPER_BODY, AgnosticConfig(sleeve_ends=False))
+    assert _fraction(without.mask, cuffs) < 0.6  # the old cuffs would stay by the hands
+    agnostic = build_agnostic(person, parsing, keypoints, Category.UPPER_BODY)
+    assert _fraction(agnostic.mask, cuffs) > 0.95
+    assert (agnostic.person_parsing[cuffs] == Label.UPPER).mean() > 0.95
+    # Nothing else changes label: the hands, the trousers and the backdrop keep theirs, and stay.
+    changed = agnostic.person_parsing != parsing
+    assert not (changed & ~cuffs).any()
+    assert hands.any() and not agnostic.mask[hands & ~cuffs].any()
+    assert not agnostic.mask[(parsing == Label.BOTTOM) & ~cuffs].any()
+    # The trousers are not replaced by a lower-body garment's agnostic mask... and keep their label there.
+    lower = build_agnostic(person, parsing, keypoints, Category.LOWER_BODY)
+    assert np.array_equal(lower.person_parsing, parsing)
+
+
+def test_sleeve_ends_need_a_long_sleeve_and_a_colour_difference() -> None:
+    person, parsing, keypoints, cuffs, _ = _long_sleeved_with_mislabelled_cuffs(512)
+    # A bare forearm (short sleeve) in front of a navy top: nothing is relabelled, whatever the colours.
+    short = parsing.copy()
+    short[(parsing == Label.UPPER) & (person[..., 2] > 0)] = Label.UPPER
+    bare = build_agnostic(person, np.where(cuffs, parsing, _synthetic(512)[1]).astype(np.uint8), keypoints,
+                          Category.UPPER_BODY)  # fmt: skip
+    assert not bare.mask[cuffs & (parsing == Label.BOTTOM)].any()
+    # Trousers of the sleeve's own colour: colour cannot tell them apart, so their label stands.
+    same = person.copy()
+    same[parsing == Label.BOTTOM] = person[parsing == Label.UPPER].mean(axis=0).astype(np.uint8)
+    agnostic = build_agnostic(same, parsing, keypoints, Category.UPPER_BODY)
+    assert not agnostic.mask[cuffs & (parsing == Label.BOTTOM)].any()
+
+
 @pytest.mark.parametrize("height", [1024, 256])
 def test_lower_body_synthetic(height: int) -> None:
     person, parsing, keypoints = _synthetic(height)

@@ -327,7 +327,7 @@ class TryOnPipeline:
 
         tick = time.perf_counter()
         post = postprocess(
-            generated, person, agnostic.mask, analysis.parsing, warped_mask, category, self.postprocess,
+            generated, person, agnostic.mask, agnostic.person_parsing, warped_mask, category, self.postprocess,
             analysis.person_mask,
         )  # fmt: skip
         timings["postprocess"] = time.perf_counter() - tick
@@ -412,6 +412,7 @@ def _crop_result(result: TryOnResult, pad: Pad, person: np.ndarray) -> TryOnResu
         image=remove_pad(result.agnostic.image, pad),
         parsing=remove_pad(result.agnostic.parsing, pad),
         category=result.agnostic.category,
+        person_parsing=remove_pad(result.agnostic.person_parsing, pad),
     )
     return replace(
         result,

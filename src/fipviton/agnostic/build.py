@@ -21,6 +21,13 @@ against the dataset's `agnostic-mask` with the defaults, 0.97 with hair, hands a
 
 The region is generous on purpose: a long sleeve replaced by a short one needs the forearm repainted as
 skin, a short one replaced by a long one needs room along the arm, and a neckline change needs the neck.
+
+Sleeve ends *(ours)*: where a forearm lies against the body, parsers (the CIHP pseudo-labels of VITON, and so
+ours) often give the end of a long sleeve to the trousers, the hand or the background. Those pixels would be
+kept, and the old cuff would stay by the hand under a new short sleeve. `find_sleeve_ends` gives them back
+to the upper garment when their colour is the sleeve's rather than their own class's (see its docstring), for
+the categories that replace the upper garment; `Agnostic.person_parsing` carries the corrected labels to
+post-processing, so that it does not restore the old cuff either.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import cv2
 import numpy as np
 
 from fipviton.agnostic.geometry import (
+    Body,
     Canvas,
     body_from_keypoints,
     draw_arm_bands,
@@ -38,6 +46,7 @@ from fipviton.agnostic.geometry import (
     draw_hands,
     draw_legs,
     draw_torso,
+    forearm_zones,
 )
 from fipviton.data.sample import Category
 from fipviton.keypoints import NUM_KEYPOINTS
@@ -63,6 +72,12 @@ class AgnosticConfig:
         across the forearm `hand_offset` past the wrist point, within `hand_reach` of it.
     neck_offset: for upper_body and dresses, face-labelled pixels lower than this above the shoulder line
         are neck (Dress Code parsing has no neck label) and are repainted.
+    sleeve_ends: relabel the ends of long sleeves by colour (`find_sleeve_ends`; upper_body and dresses).
+    sleeve_beyond: how far past the wrist point a cuff may reach (the forearm zone's end).
+    sleeve_min_area: the sleeve pixels an arm's forearm zone needs (in r^2) to count as long-sleeved.
+    sleeve_max_distance: the largest CIELAB distance (OpenCV's 8-bit scale) from the sleeve's colour.
+    sleeve_min_contrast: the smallest distance between the sleeve's colour and a class's own colour for that
+        class's pixels to be relabelled (a beige sleeve on beige skin is left alone).
     """
 
     scale: float = 1.02
@@ -78,6 +93,11 @@ class AgnosticConfig:
     hand_reach: float = 12.0
     hand_offset: float = 1.0
     neck_offset: float = 3.5
+    sleeve_ends: bool = True
+    sleeve_beyond: float = 4.0
+    sleeve_min_area: float = 8.0
+    sleeve_max_distance: float = 30.0
+    sleeve_min_contrast: float = 20.0
 
 
 @dataclass
@@ -88,12 +108,15 @@ class Agnostic:
     image:   (H, W, 3) uint8 RGB, the person with the mask filled with grey 128.
     parsing: (H, W) uint8 internal labels (`fipviton.labels.Label`), BACKGROUND inside the mask.
     category: the garment category the mask was built for.
+    person_parsing: (H, W) uint8 internal labels of the whole person as the mask was built from them: the
+        input parsing, with the sleeve ends (`find_sleeve_ends`) relabelled UPPER.
     """
 
     mask: np.ndarray
     image: np.ndarray
     parsing: np.ndarray
     category: Category
+    person_parsing: np.ndarray
 
 
 def _lut(*labels: Label) -> np.ndarray:
@@ -113,6 +136,83 @@ _DRESS = _lut(Label.DRESS)
 _KEEP_FOR_UPPER = _lut(Label.BOTTOM, Label.LEFT_LEG, Label.RIGHT_LEG, Label.SHOES)
 _KEEP_FOR_LOWER = _lut(Label.UPPER, Label.LEFT_ARM, Label.RIGHT_ARM, Label.SHOES)
 _KEEP_FOR_DRESS = _lut(Label.SHOES)
+# What the end of a sleeve can be mislabelled as, and the labels whose colour stands for each (its "own"
+# colour, measured outside the forearm zones): the hand against the face and neck skin.
+_SLEEVE_END_CANDIDATES: dict[Category, tuple[tuple[Label, ...], ...]] = {
+    Category.UPPER_BODY: ((Label.BOTTOM,), (Label.BACKGROUND,), (Label.LEFT_ARM, Label.RIGHT_ARM)),
+    Category.DRESSES: ((Label.BACKGROUND,), (Label.LEFT_ARM, Label.RIGHT_ARM)),
+}
+_OWN_COLOUR_LABELS = {Label.LEFT_ARM: (Label.FACE, Label.NECK, Label.LEFT_ARM, Label.RIGHT_ARM)}
+
+
+def find_sleeve_ends(
+    person: np.ndarray,
+    parsing: np.ndarray,
+    body: Body,
+    hand_zone: np.ndarray,
+    category: Category,
+    cfg: AgnosticConfig,
+) -> np.ndarray:
+    """(H, W) bool: the ends of long sleeves that the parsing gave to another class.
+
+    Per arm with an elbow and a wrist, in its forearm zone (`forearm_zones`), a pixel of a candidate class
+    (trousers, background, hand) is a sleeve end when, in CIELAB, it is closer to the sleeve's median colour
+    than to its own class's median colour (measured outside the forearm zones), within `sleeve_max_distance`
+    of the sleeve's, and connected to the sleeve. Only long-sleeved arms are looked at: at least
+    `sleeve_min_area` r^2 of upper-garment pixels in the zone, and less than that of skin-coloured arm
+    outside the hand zone (a bare forearm in front of the torso also puts garment pixels in the zone). A
+    class whose own colour is within `sleeve_min_contrast` of the sleeve's is left alone: colour cannot tell
+    them apart.
+
+    person (H, W, 3) uint8 RGB; parsing (H, W) uint8 internal labels; body: `geometry.Body`; hand_zone
+    (H, W) uint8, 255 where a hand can be (`geometry.draw_hands`).
+    """
+    height, width = parsing.shape
+    found = np.zeros((height, width), dtype=bool)
+    candidates = _SLEEVE_END_CANDIDATES.get(category)
+    zones = forearm_zones(body, height, width, cfg.arm_width, cfg.sleeve_beyond) if candidates else []
+    min_area = cfg.sleeve_min_area * body.unit**2
+    long_sleeved = []
+    for zone in zones:
+        x, y, w, h = cv2.boundingRect(zone)
+        box = (slice(y, y + h), slice(x, x + w))
+        inside = zone[box] > 0
+        sleeve = inside & (parsing[box] == Label.UPPER)
+        if np.count_nonzero(sleeve) >= min_area:
+            long_sleeved.append((box, inside, sleeve))
+    if not long_sleeved:
+        return found
+    # The classes' own colours from a grid of about 20,000 pixels: a median needs no more, at any resolution.
+    step = max(1, int(np.sqrt(height * width / 20_000)))
+    grid = (slice(None, None, step), slice(None, None, step))
+    lab_grid = cv2.cvtColor(np.ascontiguousarray(person[grid]), cv2.COLOR_RGB2LAB).astype(np.float32)
+    outside = ~np.logical_or.reduce([zone[grid] > 0 for zone in zones])
+    parsing_grid = np.ascontiguousarray(parsing[grid])
+    own_colours: dict[tuple[Label, ...], np.ndarray | None] = {}
+    for group in candidates or ():
+        own = (cv2.LUT(parsing_grid, _lut(*_OWN_COLOUR_LABELS.get(group[0], group))) > 0) & outside
+        own_colours[group] = np.median(lab_grid[own], axis=0) if own.any() else None
+    for box, inside, sleeve in long_sleeved:
+        crop = cv2.cvtColor(np.ascontiguousarray(person[box]), cv2.COLOR_RGB2LAB).astype(np.float32)
+        labels = np.ascontiguousarray(parsing[box])
+        sleeve_colour = np.median(crop[sleeve], axis=0)
+        to_sleeve = np.linalg.norm(crop - sleeve_colour, axis=2)
+        relabel = np.zeros_like(inside)
+        for group, own_colour in own_colours.items():
+            if own_colour is None or np.linalg.norm(own_colour - sleeve_colour) < cfg.sleeve_min_contrast:
+                continue
+            near = (to_sleeve < np.linalg.norm(crop - own_colour, axis=2)) & (to_sleeve < cfg.sleeve_max_distance)
+            relabel |= inside & (cv2.LUT(labels, _lut(*group)) > 0) & near
+        # A forearm with bare skin along it (outside the hand zone) is short-sleeved: its zone holds garment
+        # pixels only because the forearm lies in front of the torso.
+        skin = inside & (hand_zone[box] == 0) & (cv2.LUT(labels, _ARMS) > 0) & ~relabel
+        if not relabel.any() or np.count_nonzero(skin) >= min_area:
+            continue
+        # Only what touches the sleeve: a dark bag or belt further away keeps its label.
+        _, components = cv2.connectedComponents((relabel | sleeve).astype(np.uint8), connectivity=8)
+        touching = np.unique(components[sleeve])
+        found[box] |= relabel & np.isin(components, touching[touching > 0])
+    return found
 
 
 def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -166,9 +266,13 @@ def build_agnostic(
     height, width = parsing.shape
     body = body_from_keypoints(keypoints, float(cv2.countNonZero(parsing)), cfg.scale)
     grow = cfg.garment_dilation * body.unit
-
     hand_zone = Canvas(height, width)
     draw_hands(hand_zone, body, cfg.hand_reach, cfg.hand_offset)
+    if cfg.sleeve_ends:
+        sleeve_ends = find_sleeve_ends(person, parsing, body, hand_zone.array, category, cfg)
+        if sleeve_ends.any():
+            parsing = parsing.copy()
+            parsing[sleeve_ends] = Label.UPPER
     arms = cv2.LUT(parsing, _ARMS)
     hands = cv2.bitwise_and(arms, hand_zone.array)
 
@@ -210,4 +314,4 @@ def build_agnostic(
     image = person.copy()
     cv2.copyTo(np.full_like(person, AGNOSTIC_GREY), mask_u8, image)
     agnostic_parsing = cv2.bitwise_and(parsing, cv2.bitwise_not(mask_u8))  # BACKGROUND (0) inside the mask
-    return Agnostic(mask=mask_u8 > 0, image=image, parsing=agnostic_parsing, category=category)
+    return Agnostic(mask=mask_u8 > 0, image=image, parsing=agnostic_parsing, category=category, person_parsing=parsing)

@@ -287,3 +287,21 @@ def draw_hands(canvas: Canvas, body: Body, reach_units: float = 9.0, offset_unit
         angle = float(np.degrees(np.arctan2(direction[1], direction[0])))
         centre = body.p(wrist) + direction * offset_units * r
         canvas.sector(centre, reach_units * r, angle - 90.0, angle + 90.0)
+
+
+def forearm_zones(body: Body, height: int, width: int, width_units: float = 10.0, beyond_units: float = 4.0):
+    """One zone per arm with an elbow and a wrist: a band `width_units` r wide from the elbow to `beyond_units` r
+    past the wrist, where a long sleeve ends (a cuff reaches past the wrist point, over the hand). Returns a
+    list of (H, W) uint8 canvases (255 = inside), right arm first; arms without both points are left out."""
+    r = body.unit
+    zones = []
+    for elbow, wrist in ((_K.RIGHT_ELBOW, _K.RIGHT_WRIST), (_K.LEFT_ELBOW, _K.LEFT_WRIST)):
+        if not body.has(elbow, wrist):
+            continue
+        direction = _unit_vector(body.p(wrist) - body.p(elbow))
+        if direction is None:
+            continue
+        canvas = Canvas(height, width)
+        canvas.line(body.p(elbow), body.p(wrist) + direction * beyond_units * r, width_units * r)
+        zones.append(canvas.array)
+    return zones

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from fipviton.training.common import cache_is_current, write_cache
 from fipviton.tryon.inputs import TryOnInputs
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: agnostic masks and parsings with the sleeve ends relabelled (find_sleeve_ends)
 DEFAULT_CACHE_ROOT = Path(__file__).resolve().parents[3] / "cache"
 _CATEGORIES = ("upper_body", "lower_body", "dresses")
 

@@ -35,7 +35,7 @@ from fipviton.data.sample import Category, TryOnSample
 from fipviton.training.common import cache_is_current, write_cache
 from fipviton.warp.conditioning import CATEGORY_LABEL, normalise_keypoints
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: agnostic masks and parsings with the sleeve ends relabelled (find_sleeve_ends)
 CATEGORIES: tuple[Category, ...] = tuple(Category)
 DEFAULT_CACHE_ROOT = Path(__file__).resolve().parents[3] / "cache" / "warp"
 _IMAGE_FIELDS = ("person", "garment")
