@@ -116,3 +116,21 @@ def test_cache_files_are_replaced_whole_and_meta_comes_last(tmp_path) -> None:
     assert np.array_equal(np.load(out / "a.npy"), first + 10)
     assert cache_is_current(out / "meta.json", wanted)
     assert sorted(p.name for p in out.iterdir()) == ["a.npy", "meta.json"]  # no temporary files left
+
+
+def test_source_fingerprint_follows_the_code(tmp_path, monkeypatch) -> None:
+    import sys
+
+    from fipviton.training.common import source_fingerprint
+
+    module = tmp_path / "fingerprinted_probe.py"
+    module.write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = source_fingerprint("fingerprinted_probe", "fipviton.labels")
+    assert first == source_fingerprint("fipviton.labels", "fingerprinted_probe")  # order does not matter
+    module.write_text("VALUE = 2\n")  # an edit to the code that filled a cache makes it stale
+    assert source_fingerprint("fingerprinted_probe", "fipviton.labels") != first
+    assert source_fingerprint("fipviton.labels") != first
+    sys.modules.pop("fingerprinted_probe", None)
+    with pytest.raises(ValueError, match="no source"):
+        source_fingerprint("fipviton.no_such_module")

@@ -297,6 +297,25 @@ def resolve_precision(mixed_precision: str, device_type: str) -> bool:
     return mixed_precision == "bf16"
 
 
+def source_fingerprint(*modules: str) -> str:
+    """A short hash of the source files of `modules` (dotted names, e.g. "fipviton.agnostic.build").
+
+    Caches record it in their meta.json with the modules that computed their contents, so that any change to
+    that code rebuilds them. A version number bumped by hand was forgotten once: the warping and try-on modules
+    were then trained and scored on body-part maps that the code no longer produced.
+    """
+    import hashlib
+    import importlib.util
+
+    digest = hashlib.sha1()
+    for name in sorted(set(modules)):
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"no source for module {name}")
+        digest.update(name.encode() + b"\0" + Path(spec.origin).read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def cache_is_current(meta_path: Path, wanted: dict[str, Any]) -> bool:
     """True when a cache's meta.json exists and records every key of `wanted` with the same value."""
     if not meta_path.is_file():

@@ -10,10 +10,10 @@ person, garment, parsing, agnostic parsing, body-part map and keypoints of every
 | agnostic_mask.npy | (N, H, W)     | uint8 | {0, 1}, the region to repaint (`fipviton.agnostic`)          |
 | warped.npy        | (N, H, W, 3)  | uint8 | the warped garment (white outside its mask)                  |
 | warped_mask.npy   | (N, H, W)     | uint8 | the warped mask, soft, scaled to 0..255                      |
-| meta.json         |               |       | warp cache folder, warper weights (path + size + mtime), N   |
+| meta.json         |               |       | warp cache folder, warper weights (content hash), code, N    |
 
 Folder: `<cache root>/tryon/<warp cache name>-<warper tag>/` (default root: `cache/` in the checkout, git-ignored).
-The cache is rebuilt when meta.json does not match (other warp weights, other split or size).
+The cache is rebuilt when meta.json does not match (other warp weights, other split or size, or changed code).
 
 The agnostic image is not stored: it is the person with `AGNOSTIC_GREY` where the agnostic mask is, exactly
 what `fipviton.agnostic.build_agnostic` produces, and is recomputed when a batch is assembled.
@@ -31,10 +31,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fipviton.training.common import cache_is_current, write_cache
+from fipviton.training.common import cache_is_current, source_fingerprint, write_cache
 from fipviton.tryon.inputs import TryOnInputs
 
-CACHE_VERSION = 2  # 2: agnostic masks and parsings with the sleeve ends relabelled (find_sleeve_ends)
+# Besides the warp cache's own code: this file and the warping network's code (its outputs are cached).
+OUTPUTS_CODE = ("fipviton.tryon.cache", "fipviton.warp.model", "fipviton.warp.flow")
 DEFAULT_CACHE_ROOT = Path(__file__).resolve().parents[3] / "cache"
 _CATEGORIES = ("upper_body", "lower_body", "dresses")
 
@@ -51,8 +52,10 @@ def warpnet_warper(weights: str | Path | None = None, device: str = "cpu") -> tu
 
     directory = Path(weights) if weights is not None else DEFAULT_WEIGHTS_DIR
     model = WarpNet.from_pretrained(directory).to(device).eval()
-    stat = (directory / WEIGHTS_NAME).stat()
-    tag = hashlib.sha1(f"{directory.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:10]
+    # The weights' content names them, not their path or mtime (a checkout touches the file, a copy moves it).
+    tag = hashlib.sha1((directory / WEIGHTS_NAME).read_bytes() + (directory / "config.json").read_bytes()).hexdigest()[
+        :10
+    ]
 
     @torch.no_grad()
     def warp(batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,7 +102,12 @@ def build_tryon_cache(
     source = WarpCache(warp_cache)
     n = len(source)
     out = Path(cache_root or DEFAULT_CACHE_ROOT) / "tryon" / f"{warp_cache.name}-{warper_tag}"
-    wanted = {"version": CACHE_VERSION, "warp_cache": str(warp_cache.resolve()), "warper": warper_tag, "count": n}
+    wanted = {
+        "code": f"{source.meta.get('code')}-{source_fingerprint(*OUTPUTS_CODE)}",
+        "warp_cache": str(warp_cache.resolve()),
+        "warper": warper_tag,
+        "count": n,
+    }
     if cache_is_current(out / "meta.json", wanted):
         return out
     height, width = np.asarray(source[0]["person"]).shape[:2]

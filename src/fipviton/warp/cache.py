@@ -13,10 +13,11 @@ network, so each split is converted once into uint8 arrays (`np.save`, read back
 | body_parts.npy     | (N, H, W)      | uint8   | `BodyPart` map (dataset DensePose, else derived)          |
 | keypoints.npy      | (N, 18, 3)     | float32 | x, y normalised to [0, 1], confidence                     |
 | category.npy       | (N,)           | uint8   | index into `list(Category)`                               |
-| meta.json          |                |         | ids, source folder, split, size, format version           |
+| meta.json          |                |         | ids, source folder, split, size, code fingerprint         |
 
 The cache lives in an ignored folder (default `cache/warp/` in the checkout) and is rebuilt when its
-`meta.json` does not match the request.
+`meta.json` does not match the request, or when the code that computes its maps has changed since it was
+built (`code`: `source_fingerprint` of `MAPS_CODE`).
 """
 
 from __future__ import annotations
@@ -32,10 +33,23 @@ import torch
 from torch.utils.data import Dataset
 
 from fipviton.data.sample import Category, TryOnSample
-from fipviton.training.common import cache_is_current, write_cache
+from fipviton.training.common import cache_is_current, source_fingerprint, write_cache
 from fipviton.warp.conditioning import CATEGORY_LABEL, normalise_keypoints
 
-CACHE_VERSION = 2  # 2: agnostic masks and parsings with the sleeve ends relabelled (find_sleeve_ends)
+# The modules whose code decides what the cache holds (readers, labels, agnostic, derived body parts, this file).
+MAPS_CODE = (
+    "fipviton.warp.cache",
+    "fipviton.warp.conditioning",
+    "fipviton.data.readers",
+    "fipviton.data.files",
+    "fipviton.imageio",
+    "fipviton.labels",
+    "fipviton.keypoints",
+    "fipviton.bodyparts",
+    "fipviton.agnostic.build",
+    "fipviton.agnostic.geometry",
+    "fipviton.analysis.body_parts",
+)
 CATEGORIES: tuple[Category, ...] = tuple(Category)
 DEFAULT_CACHE_ROOT = Path(__file__).resolve().parents[3] / "cache" / "warp"
 _IMAGE_FIELDS = ("person", "garment")
@@ -90,7 +104,7 @@ def build_cache(
     if limit is not None:
         entries = entries[:limit]
     wanted = {
-        "version": CACHE_VERSION,
+        "code": source_fingerprint(*MAPS_CODE),
         "root": str(root.resolve()),
         "split": split,
         "size": list(size),
