@@ -100,18 +100,23 @@ def build_cache(data: Path, split: str, size: tuple[int, int], cache_dir: Path |
     """Decode (and resize to `size` = (H, W)) every person image and parsing map of a split.
 
     Returns (images (N, H, W, 3) uint8, parsing (N, H, W) uint8 internal labels, names list[str]).
-    The arrays are stored in `cache_dir` (when given) and reused on the next call.
+    The arrays are stored in `cache_dir` (when given) and reused on the next call, unless the code that
+    decodes the data has changed since.
     """
     import cv2
 
     from fipviton.data import open_dataset
+    from fipviton.training.common import source_fingerprint
 
     data = Path(data)
     name = f"parser_{data.name}_{split}_{size[0]}x{size[1]}" + (f"_n{limit}" if limit else "")
     path = Path(cache_dir) / f"{name}.npz" if cache_dir is not None else None
+    # The code that decodes and maps the labels: a change to it rebuilds the cache (see `source_fingerprint`).
+    code = source_fingerprint("fipviton.data.readers", "fipviton.data.files", "fipviton.imageio", "fipviton.labels")
     if path is not None and path.is_file():
         with np.load(path) as stored:
-            return stored["images"], stored["parsing"], list(stored["names"])
+            if "code" in stored.files and str(stored["code"]) == code:
+                return stored["images"], stored["parsing"], list(stored["names"])
     reader = open_dataset(data)
     pairs = reader.pairs(split, paired=True)
     seen: set[str] = set()
@@ -135,7 +140,7 @@ def build_cache(data: Path, split: str, size: tuple[int, int], cache_dir: Path |
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # per process: two runs may build the same cache
-        np.savez(tmp, images=images, parsing=parsing, names=np.array(names))
+        np.savez(tmp, images=images, parsing=parsing, names=np.array(names), code=np.array(code))
         tmp.replace(path)
     return images, parsing, names
 
