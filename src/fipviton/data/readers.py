@@ -37,6 +37,9 @@ from fipviton.errors import DatasetError
 from fipviton.labels import DRESSCODE_LABEL_MAPS, VITON_PARSE_NEW, VITONHD_PARSE_V3, Label, map_labels
 
 LAYOUTS = ("viton", "vitonhd", "dresscode")
+# The modules whose code decides the images and label maps a reader returns: caches of decoded samples record
+# their `fipviton.training.common.source_fingerprint` and are rebuilt when it changes.
+READER_CODE = ("fipviton.data.readers", "fipviton.data.files", "fipviton.imageio", "fipviton.labels")
 SPLITS = ("train", "test")
 
 

@@ -106,13 +106,13 @@ def build_cache(data: Path, split: str, size: tuple[int, int], cache_dir: Path |
     import cv2
 
     from fipviton.data import open_dataset
+    from fipviton.data.readers import READER_CODE
     from fipviton.training.common import source_fingerprint
 
     data = Path(data)
     name = f"parser_{data.name}_{split}_{size[0]}x{size[1]}" + (f"_n{limit}" if limit else "")
     path = Path(cache_dir) / f"{name}.npz" if cache_dir is not None else None
-    # The code that decodes and maps the labels: a change to it rebuilds the cache (see `source_fingerprint`).
-    code = source_fingerprint("fipviton.data.readers", "fipviton.data.files", "fipviton.imageio", "fipviton.labels")
+    code = source_fingerprint(*READER_CODE)  # a change to the decoding code rebuilds the cache
     if path is not None and path.is_file():
         with np.load(path) as stored:
             if "code" in stored.files and str(stored["code"]) == code:

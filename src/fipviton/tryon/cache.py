@@ -53,9 +53,8 @@ def warpnet_warper(weights: str | Path | None = None, device: str = "cpu") -> tu
     directory = Path(weights) if weights is not None else DEFAULT_WEIGHTS_DIR
     model = WarpNet.from_pretrained(directory).to(device).eval()
     # The weights' content names them, not their path or mtime (a checkout touches the file, a copy moves it).
-    tag = hashlib.sha1((directory / WEIGHTS_NAME).read_bytes() + (directory / "config.json").read_bytes()).hexdigest()[
-        :10
-    ]
+    content = (directory / WEIGHTS_NAME).read_bytes() + (directory / "config.json").read_bytes()
+    tag = hashlib.sha1(content).hexdigest()[:10]
 
     @torch.no_grad()
     def warp(batch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,18 +32,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fipviton.data.readers import READER_CODE
 from fipviton.data.sample import Category, TryOnSample
 from fipviton.training.common import cache_is_current, source_fingerprint, write_cache
 from fipviton.warp.conditioning import CATEGORY_LABEL, normalise_keypoints
 
 # The modules whose code decides what the cache holds (readers, labels, agnostic, derived body parts, this file).
 MAPS_CODE = (
+    *READER_CODE,
     "fipviton.warp.cache",
     "fipviton.warp.conditioning",
-    "fipviton.data.readers",
-    "fipviton.data.files",
-    "fipviton.imageio",
-    "fipviton.labels",
     "fipviton.keypoints",
     "fipviton.bodyparts",
     "fipviton.agnostic.build",
