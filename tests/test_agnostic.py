@@ -202,8 +202,6 @@ def test_mislabelled_sleeve_ends_are_repainted(height: int) -> None:
 def test_sleeve_ends_need_a_long_sleeve_and_a_colour_difference() -> None:
     person, parsing, keypoints, cuffs, _ = _long_sleeved_with_mislabelled_cuffs(512)
     # A bare forearm (short sleeve) in front of a navy top: nothing is relabelled, whatever the colours.
-    short = parsing.copy()
-    short[(parsing == Label.UPPER) & (person[..., 2] > 0)] = Label.UPPER
     bare = build_agnostic(person, np.where(cuffs, parsing, _synthetic(512)[1]).astype(np.uint8), keypoints,
                           Category.UPPER_BODY)  # fmt: skip
     assert not bare.mask[cuffs & (parsing == Label.BOTTOM)].any()
