@@ -145,6 +145,22 @@ def test_confusion_matrix_metrics() -> None:
     assert perfect.miou == 1.0 and perfect.count == 3
 
 
+def test_warm_start_copies_the_weights_of_the_same_network(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    source = HumanParser(ParserConfig.preset("tiny")).eval()
+    source.save_pretrained(tmp_path / "source")
+    target = HumanParser(ParserConfig.preset("tiny")).eval()
+    x = torch.rand(2, 3, 64, 48)
+    assert not torch.equal(target(x), source(x))
+    assert target.warm_start_from(tmp_path / "source") == []
+    assert torch.equal(target(x), source(x))
+    wider = HumanParser(ParserConfig.from_dict(ParserConfig.preset("tiny").to_dict() | {"decoder": 24}))
+    with pytest.raises(WeightsError, match="does not fit this network"):
+        wider.warm_start_from(tmp_path / "source")
+    with pytest.raises(WeightsError, match="no parser weights"):
+        target.warm_start_from(tmp_path / "nowhere")
+
+
 @pytest.mark.slow
 def test_tiny_training_lowers_loss_and_resumes(data_dir: Path, tmp_path: Path) -> None:
     from fipviton.training.parser import TrainOptions, train
@@ -164,6 +180,12 @@ def test_tiny_training_lowers_loss_and_resumes(data_dir: Path, tmp_path: Path) -
     # The logit bias was fitted after training and saved with the config.
     assert len(json.loads((out / "final" / "config.json").read_text())["logit_bias"]) == NUM_LABELS
     assert "logit bias fitted on 16 training images" in (out / "train.log").read_text()
+    # A fresh run warm-started from those weights starts where they ended, not at the scratch loss.
+    warm = tmp_path / "warm"
+    train(TrainOptions(out=warm, steps=2, init_weights=out / "final", **common))
+    warm_lines = (warm / "metrics.jsonl").read_text().splitlines()
+    warm_losses = [json.loads(line)["total"] for line in warm_lines if "total" in line]
+    assert warm_losses[0] < losses[0] and f"weights from {out / 'final'}" in (warm / "train.log").read_text()
     # Resume with a longer schedule: continues at step 12, not from scratch, with the network it started with.
     train(TrainOptions(out=out, steps=15, resume=True, **(common | {"config": "small"})))
     assert json.loads((out / "final" / "config.json").read_text())["widths"] == list(ParserConfig.preset("tiny").widths)

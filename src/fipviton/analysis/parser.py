@@ -240,6 +240,22 @@ class HumanParser(nn.Module):
         tmp.replace(directory / WEIGHTS_NAME)
         (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
 
+    def warm_start_from(self, directory: str | Path) -> list[str]:
+        """Copy the weights of a saved parser into this one (the start of a fresh training run, e.g. a longer
+        schedule from the shipped weights). The saved network must be this one; returns the names of the
+        tensors it lacked (none). `WeightsError` when the weights do not fit.
+        """
+        from safetensors.torch import load_file
+
+        weights_path = Path(directory) / WEIGHTS_NAME
+        if not weights_path.is_file():
+            raise WeightsError(f"no parser weights in {directory} (expected {WEIGHTS_NAME})")
+        try:
+            self.load_state_dict(load_file(str(weights_path)), strict=True)
+        except RuntimeError as exc:  # another architecture: a missing, unexpected or reshaped tensor
+            raise WeightsError(f"{weights_path} does not fit this network (check --config): {exc}") from exc
+        return []
+
     @classmethod
     def from_pretrained(cls, directory: str | Path | None = None, device: str | torch.device = "cpu") -> HumanParser:
         """Load a parser saved by `save_pretrained`; `None` loads the weights shipped with fipviton.

@@ -82,6 +82,14 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         action="store_true",
         help="do not train: fit the logit bias of --out/final on --calibrate-count images and save it there",
     )
+    parser.add_argument(
+        "--init-weights",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="start a fresh run from these parser weights (same network as --config, e.g. the shipped ones in "
+        "src/fipviton/weights/parser); ignored when resuming",
+    )
     parser.set_defaults(func=run_train_parser)
 
 
@@ -107,6 +115,7 @@ def run_train_parser(args: argparse.Namespace) -> int:
             class_weight_power=args.class_weight_power,
             calibrate_count=args.calibrate_count,
             calibrate_only=args.calibrate_only,
+            init_weights=args.init_weights,
             limit=args.limit,
             holdout=args.holdout,
             cache_root=args.cache,

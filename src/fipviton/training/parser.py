@@ -41,6 +41,8 @@ class TrainOptions(TrainRunOptions):
 
     sample_every: steps between validations (mIoU on `val_count` images) with a sample grid; and the last step.
     cache_root:   folder for the decoded arrays (None: decode on every run and keep nothing).
+    init_weights: a saved parser folder (same network as `config`) whose weights a fresh run starts from, with
+                  a new optimizer and schedule; ignored when resuming.
     """
 
     data: Path
@@ -67,6 +69,7 @@ class TrainOptions(TrainRunOptions):
     calibrate_count: int = 0  # training images for a logit-bias fit after training (0: none; opt-in, see the card)
     calibrate_only: bool = False  # only fit the logit bias of <out>/final and save it there again
     calibrate_min_images: int = 50  # classes in fewer calibration images keep logit offset 0
+    init_weights: Path | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -435,6 +438,7 @@ def train(opts: TrainOptions) -> HumanParser:
     weights = class_weights(labels, power=opts.class_weight_power)
     log.log(f"parser {opts.config}: {count_parameters(model):,} parameters; class weights {weights.numpy().round(2)}")
     weights = weights.to(device)
+    loop.warm_start(model, opts.init_weights)
     model = loop.start(model, list(model.parameters()), config.to_dict(), channels_last=True)
     eval_model = HumanParser(config).to(device, memory_format=torch.channels_last)  # validation on the GPU too
 
