@@ -161,6 +161,38 @@ def test_warm_start_copies_the_weights_of_the_same_network(tmp_path: Path) -> No
         target.warm_start_from(tmp_path / "nowhere")
 
 
+def test_average_parsers_is_the_mean_of_their_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fipviton.cli import main
+
+    tiny = ParserConfig.preset("tiny")
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        HumanParser(tiny).save_pretrained(tmp_path / f"p{seed}")
+    assert (
+        main(["train", "parser-average", str(tmp_path / "p0"), str(tmp_path / "p1"), "--out", str(tmp_path / "avg")])
+        == 0
+    )
+    states = [HumanParser.from_pretrained(tmp_path / name).state_dict() for name in ("p0", "p1", "avg")]
+    key = "stem.0.weight"
+    assert not torch.equal(states[0][key], states[1][key])
+    assert torch.allclose(states[2][key], (states[0][key] + states[1][key]) / 2)
+    # Never overwritten; another network or a single folder is an error, not a silent result.
+    assert (
+        main(["train", "parser-average", str(tmp_path / "p0"), str(tmp_path / "p1"), "--out", str(tmp_path / "avg")])
+        == 2
+    )
+    assert "exists" in capsys.readouterr().out
+    HumanParser(ParserConfig.from_dict(tiny.to_dict() | {"decoder": 24})).save_pretrained(tmp_path / "other")
+    assert (
+        main(["train", "parser-average", str(tmp_path / "p0"), str(tmp_path / "other"), "--out", str(tmp_path / "x")])
+        == 1
+    )
+    assert "another network" in capsys.readouterr().err
+    assert main(["train", "parser-average", str(tmp_path / "p0"), "--out", str(tmp_path / "y")]) == 1
+    assert "at least two" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
 @pytest.mark.slow
 def test_tiny_training_lowers_loss_and_resumes(data_dir: Path, tmp_path: Path) -> None:
     from fipviton.training.parser import TrainOptions, train

@@ -92,6 +92,18 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     parser.set_defaults(func=run_train_parser)
 
+    average = groups["train"].add_parser(
+        "parser-average",
+        help="average the weights of saved parsers of one network (a model soup)",
+        description=(
+            "Average the weights and BatchNorm statistics of two or more saved parsers of the same network (e.g. "
+            "fine-tunes that started from the same weights) and save the result to --out."
+        ),
+    )
+    average.add_argument("folders", type=Path, nargs="+", help="parser folders (config.json + model.safetensors)")
+    average.add_argument("--out", type=Path, required=True, help="folder for the averaged parser (must not exist)")
+    average.set_defaults(func=run_average_parsers)
+
 
 def run_train_parser(args: argparse.Namespace) -> int:
     from fipviton.cli._train_options import check_training_arguments
@@ -132,4 +144,15 @@ def run_train_parser(args: argparse.Namespace) -> int:
         print(f"error: {exc}")
         return 2
     train(opts)  # data problems found while loading (e.g. a holdout larger than the data) are DatasetErrors
+    return 0
+
+
+def run_average_parsers(args: argparse.Namespace) -> int:
+    from fipviton.training.parser import average_parsers
+
+    if args.out.exists():  # never overwrite what the user has
+        print(f"error: {args.out} exists; choose a new folder")
+        return 2
+    average_parsers(args.folders).save_pretrained(args.out)  # a WeightsError is reported by `main`
+    print(f"saved the mean of {len(args.folders)} parsers to {args.out}")
     return 0

@@ -303,6 +303,32 @@ def sample_grid(model: HumanParser, images: np.ndarray, labels: np.ndarray) -> n
     return np.concatenate(rows, 0)
 
 
+# ----- weight averaging -----
+
+
+def average_parsers(directories: list[Path]) -> HumanParser:
+    """The mean of the weights (and BatchNorm statistics) of saved parsers of one network: a "model soup" of
+    runs that share their start (e.g. fine-tunes of the same weights), which is often better than each of them.
+
+    Raises `WeightsError` when fewer than two folders are given or their configs differ.
+    """
+    if len(directories) < 2:
+        raise WeightsError(f"averaging needs at least two parser folders, got {len(directories)}")
+    models = [HumanParser.from_pretrained(directory) for directory in directories]
+    first = models[0].config.to_dict()
+    for directory, model in zip(directories[1:], models[1:], strict=True):
+        if model.config.to_dict() != first:
+            raise WeightsError(f"{directory} is another network than {directories[0]} (config.json differs)")
+    states = [model.state_dict() for model in models]
+    mean = {
+        # Integer buffers (BatchNorm's batch counters) are not averaged: the first model's are kept.
+        key: torch.stack([state[key] for state in states]).mean(0) if value.is_floating_point() else value
+        for key, value in states[0].items()
+    }
+    models[0].load_state_dict(mean)
+    return models[0]
+
+
 # ----- calibration -----
 
 
