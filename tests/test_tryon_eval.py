@@ -69,6 +69,10 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys) -> None:
     report = json.loads(capsys.readouterr().out)
     assert {"ssim", "psnr", "st_lpips", "count", "seconds_per_image"} <= set(report) and report["count"] == 2
     assert out.is_file()
+    # The inference ablation: the same weights with the body-part map fed as zeros score differently.
+    assert main([*args, "--zero", "body_parts"]) == 0
+    zeroed = json.loads(capsys.readouterr().out)
+    assert zeroed["count"] == 2 and zeroed["ssim"] != report["ssim"]
 
 
 def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys) -> None:
@@ -77,3 +81,14 @@ def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys) -> None:
     assert exit_info.value.code == 2 and "PX,FRACTION" in capsys.readouterr().err
     assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--shrink-warp", "6,0.2"]) == 2
     assert "--shrink-warp needs --pairs paired" in capsys.readouterr().out
+
+
+def test_eval_tryon_zero_needs_paired_pairs_and_zeros_weights(tmp_path: Path, capsys) -> None:
+    assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--zero", "body_parts"]) == 2
+    assert "--zero needs --pairs paired" in capsys.readouterr().out
+    dropped = tmp_path / "drop"
+    TryOnModel(TryOnConfig.from_preset("tiny", ablation_mode="drop")).save_pretrained(dropped)
+    assert main(["eval", "tryon", "--data", str(tmp_path), "--weights", str(dropped), "--zero", "body_parts"]) == 2
+    assert "ablation_mode zeros" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # not a condition
+        main(["eval", "tryon", "--data", str(tmp_path), "--zero", "colour"])

@@ -10,6 +10,10 @@ import json
 from pathlib import Path
 
 from fipviton.cli._train_options import add_training_arguments, check_training_arguments, training_options
+from fipviton.tryon.config import LOCAL_CONDITIONS
+
+# The conditions `eval tryon --zero` can switch off: the local ones and the garment tokens (`use_<name>` fields).
+ZEROABLE_CONDITIONS = (*(name for name, _ in LOCAL_CONDITIONS), "garment_tokens")
 
 
 def _parse_override(text: str) -> tuple[str, object]:
@@ -104,6 +108,15 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     evaluate.add_argument(
         "--t-star", type=int, default=None, help="single-step timestep (default: the model's; an inference ablation)"
     )
+    evaluate.add_argument(
+        "--zero",
+        action="append",
+        default=[],
+        choices=ZEROABLE_CONDITIONS,
+        metavar="CONDITION",
+        help="paired only, repeatable: feed zeros for this condition of weights trained with it, an inference "
+        f"ablation (weights with ablation_mode zeros); one of {', '.join(ZEROABLE_CONDITIONS)}",
+    )
     evaluate.add_argument("--weights", type=Path, default=None, help="try-on weights folder (default: shipped)")
     evaluate.add_argument("--warp-weights", type=Path, default=None, help="warping weights (default: shipped)")
     evaluate.add_argument("--batch-size", type=int, default=8)
@@ -187,6 +200,9 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
     if args.shrink_warp is not None and args.pairs == "unpaired":
         print("error: --shrink-warp needs --pairs paired (it is scored against the ground truth)")
         return 2
+    if args.zero and args.pairs == "unpaired":
+        print("error: --zero needs --pairs paired (an ablation scored against the ground truth)")
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.pairs == "unpaired":
@@ -198,6 +214,11 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
         modes = (False, True) if args.repaint is None else (bool(args.repaint),)
         overrides = {} if args.t_star is None else {"inference_t_star": args.t_star}
         model = TryOnModel.from_pretrained(args.weights, **overrides)
+        if args.zero:
+            if model.config.ablation_mode != "zeros":  # "drop" weights have no input channels to zero
+                print(f"error: --zero needs weights with ablation_mode zeros, not {model.config.ablation_mode}")
+                return 2
+            model = TryOnModel.from_pretrained(args.weights, **overrides, **{f"use_{n}": False for n in args.zero})
         result, grid = evaluate_paired(
             model,
             args.data,
