@@ -73,6 +73,7 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys) -> None:
     assert main([*args, "--zero", "body_parts"]) == 0
     zeroed = json.loads(capsys.readouterr().out)
     assert zeroed["count"] == 2 and zeroed["ssim"] != report["ssim"]
+    assert zeroed["zeroed"] == ["body_parts"] and report["zeroed"] == []
 
 
 def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys) -> None:

@@ -236,6 +236,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
         # modes, the raw output's, and the repainted scores under "repaint".
         first = result.pop("raw") if "raw" in result else result.pop("repaint")
         result = first | ({"repaint_scores": result["repaint"]} if "repaint" in result else {})
+        result["zeroed"] = sorted(set(args.zero))  # the conditions fed as zeros (an ablation), [] for none
     if args.grid is not None:
         save_image(grid, args.grid)
     if args.json:
