@@ -212,6 +212,65 @@ def test_sleeve_ends_need_a_long_sleeve_and_a_colour_difference() -> None:
     assert not agnostic.mask[cuffs & (parsing == Label.BOTTOM)].any()
 
 
+_NAVY, _LIGHT_BLUE, _SKIN = (30, 35, 80), (150, 185, 220), (220, 175, 145)
+
+
+def _top_with_mislabelled_hem(height: int, top=_NAVY, trousers=_LIGHT_BLUE):
+    """The synthetic person in a plain top over plain trousers, where the last rows of the top (half a unit r
+    thick, coloured half top and half trousers as a blurred border is) are labelled trousers, as VITON's parsing
+    does under dark tops. Returns person, parsing, keypoints and the mislabelled hem (H, W) bool."""
+    _, parsing, keypoints = _synthetic(height)
+    r = (_POSE_1024[K.LEFT_SHOULDER][0] - _POSE_1024[K.RIGHT_SHOULDER][0]) / 16 * height / 1024
+    upper = (parsing == Label.UPPER).astype(np.uint8)
+    below_top = cv2.dilate(upper, np.ones((2 * max(1, round(r / 2)) + 1,) * 2, np.uint8)) > 0
+    hem = below_top & (parsing == Label.BOTTOM)
+    colours = {Label.BACKGROUND: (245, 245, 245), Label.UPPER: top, Label.BOTTOM: trousers, Label.FACE: _SKIN,
+               Label.NECK: _SKIN, Label.LEFT_ARM: _SKIN, Label.RIGHT_ARM: _SKIN, Label.HAIR: (60, 40, 30),
+               Label.SHOES: (20, 20, 20)}  # fmt: skip
+    person = np.zeros((*parsing.shape, 3), np.int16)
+    for label, colour in colours.items():
+        person[parsing == label] = colour
+    person[hem] = (np.array(top) + np.array(trousers)) // 2
+    person += np.random.default_rng(2).integers(-6, 7, person.shape).astype(np.int16)
+    return np.clip(person, 0, 255).astype(np.uint8), parsing, keypoints, hem
+
+
+@pytest.mark.parametrize("height", [1024, 256])
+def test_mislabelled_hem_is_repainted(height: int) -> None:
+    person, parsing, keypoints, hem = _top_with_mislabelled_hem(height)
+    assert hem.sum() > 20
+    without = build_agnostic(person, parsing, keypoints, Category.UPPER_BODY, AgnosticConfig(hem=False))
+    assert _fraction(without.mask, hem) < 0.05  # a line of the old top would stay under the new one
+    agnostic = build_agnostic(person, parsing, keypoints, Category.UPPER_BODY)
+    assert _fraction(agnostic.mask, hem) > 0.95
+    assert (agnostic.person_parsing[hem] == Label.UPPER).mean() > 0.95
+    # The rest of the trousers keeps its label and stays; above 512 rows, where the colour test runs on a
+    # half-size copy, up to two pixels beyond the hem may go with it.
+    near_hem = cv2.dilate(hem.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 if height > 512 else hem
+    changed = agnostic.person_parsing != parsing
+    assert not (changed & ~near_hem).any()
+    assert not agnostic.mask[(parsing == Label.BOTTOM) & ~near_hem].any()
+    # A dress replaces the trousers too: nothing to relabel.
+    dress = build_agnostic(person, parsing, keypoints, Category.DRESSES)
+    assert np.array_equal(dress.person_parsing, parsing)
+
+
+def test_hem_needs_two_plain_colours_and_a_blend() -> None:
+    # Trousers of the top's colour: colour cannot tell the hem from them.
+    person, parsing, keypoints, hem = _top_with_mislabelled_hem(512, trousers=(40, 45, 90))
+    assert not build_agnostic(person, parsing, keypoints, Category.UPPER_BODY).mask[hem].any()
+    # A printed top: no one colour stands for its border.
+    person, parsing, keypoints, hem = _top_with_mislabelled_hem(512)
+    printed = person.copy()
+    top = parsing == Label.UPPER
+    printed[top] = np.random.default_rng(3).integers(0, 256, (int(top.sum()), 3))
+    assert not build_agnostic(printed, parsing, keypoints, Category.UPPER_BODY).mask[hem].any()
+    # A red belt where the hem would be: a third colour, off the blend of the top's and the trousers'.
+    belted = person.copy()
+    belted[hem] = (200, 30, 30)
+    assert not build_agnostic(belted, parsing, keypoints, Category.UPPER_BODY).mask[hem].any()
+
+
 @pytest.mark.parametrize("height", [1024, 256])
 def test_lower_body_synthetic(height: int) -> None:
     person, parsing, keypoints = _synthetic(height)

@@ -28,6 +28,12 @@ kept, and the old cuff would stay by the hand under a new short sleeve. `find_sl
 to the upper garment when their colour is the sleeve's rather than their own class's (see its docstring), for
 the categories that replace the upper garment; `Agnostic.person_parsing` carries the corrected labels to
 post-processing, so that it does not restore the old cuff either.
+
+Hems *(ours)*: the same parsers give the last rows of a top to the trousers under it (VITON test 000001: a
+black top over light jeans), which would leave a dark line of the old garment under the new one.
+`find_hem` gives them back to the garment being replaced with the same colour test, within a thin band along
+its border: the upper garment's against trousers and legs for upper_body, the trousers' against the upper
+garment for lower_body.
 """
 
 from __future__ import annotations
@@ -80,6 +86,13 @@ class AgnosticConfig:
         class's pixels to be relabelled (a beige sleeve on beige skin is left alone). 40 leaves a black leather
         jacket over black trousers alone (in_the_wild/Jensen: 20 and 30 gave half a thigh to the jacket) and
         keeps the cuffs of VITON's dark tops over jeans.
+    hem: relabel the border rows of the replaced garment by colour (`find_hem`; upper_body and lower_body),
+        with the colour test of the sleeve ends (`sleeve_max_distance`, `sleeve_min_contrast`).
+    hem_band: how far from the garment's parsed border its mislabelled rows can reach.
+    hem_min_share: the smallest share of the garment's colour in a blend of it and the class's own colour for
+        a pixel by the border to count as the garment's.
+    hem_max_spread: the largest median CIELAB distance from its median colour that the garment's border or the
+        kept class may have (`find_hem` leaves prints and patterns alone).
     """
 
     scale: float = 1.02
@@ -100,6 +113,10 @@ class AgnosticConfig:
     sleeve_min_area: float = 8.0
     sleeve_max_distance: float = 30.0
     sleeve_min_contrast: float = 40.0
+    hem: bool = True
+    hem_band: float = 1.0
+    hem_min_share: float = 0.35
+    hem_max_spread: float = 20.0
 
 
 @dataclass
@@ -111,7 +128,8 @@ class Agnostic:
     parsing: (H, W) uint8 internal labels (`fipviton.labels.Label`), BACKGROUND inside the mask.
     category: the garment category the mask was built for.
     person_parsing: (H, W) uint8 internal labels of the whole person as the mask was built from them: the
-        input parsing, with the sleeve ends (`find_sleeve_ends`) relabelled UPPER.
+        input parsing, with the sleeve ends (`find_sleeve_ends`) relabelled UPPER and the hem (`find_hem`)
+        relabelled as the garment being replaced.
     """
 
     mask: np.ndarray
@@ -138,7 +156,7 @@ _DRESS = _lut(Label.DRESS)
 _KEEP_FOR_UPPER = _lut(Label.BOTTOM, Label.LEFT_LEG, Label.RIGHT_LEG, Label.SHOES)
 _KEEP_FOR_LOWER = _lut(Label.UPPER, Label.LEFT_ARM, Label.RIGHT_ARM, Label.SHOES)
 _KEEP_FOR_DRESS = _lut(Label.SHOES)
-SLEEVE_WORK_HEIGHT = 512  # rows at which `find_sleeve_ends` works on larger photos
+COLOUR_TEST_WORK_HEIGHT = 512  # rows at which `find_sleeve_ends` and `find_hem` work on larger photos
 # What the end of a sleeve can be mislabelled as, and the labels whose colour stands for each (its "own"
 # colour, measured outside the forearm zones): the hand against the face and neck skin.
 _SLEEVE_END_CANDIDATES: dict[Category, tuple[tuple[Label, ...], ...]] = {
@@ -146,6 +164,13 @@ _SLEEVE_END_CANDIDATES: dict[Category, tuple[tuple[Label, ...], ...]] = {
     Category.DRESSES: ((Label.BACKGROUND,), (Label.LEFT_ARM, Label.RIGHT_ARM)),
 }
 _OWN_COLOUR_LABELS = {Label.LEFT_ARM: (Label.FACE, Label.NECK, Label.LEFT_ARM, Label.RIGHT_ARM)}
+# The garment a category replaces, and the kept classes (groups with one own colour each) that its border
+# rows can be mislabelled as. Dresses replace the upper garment and the trousers alike: nothing to look for.
+_HEM_CANDIDATES: dict[Category, tuple[Label, tuple[tuple[Label, ...], ...]]] = {
+    Category.UPPER_BODY: (Label.UPPER, ((Label.BOTTOM,), (Label.LEFT_LEG, Label.RIGHT_LEG))),
+    Category.LOWER_BODY: (Label.BOTTOM, ((Label.UPPER,),)),
+}
+_MEDIAN_SAMPLES = 4_000  # pixels a hem's colour median needs at most, at any resolution
 
 
 def find_sleeve_ends(
@@ -172,11 +197,11 @@ def find_sleeve_ends(
     """
     height, width = parsing.shape
     candidates = _SLEEVE_END_CANDIDATES.get(category)
-    if candidates and height > SLEEVE_WORK_HEIGHT:
+    if candidates and height > COLOUR_TEST_WORK_HEIGHT:
         # A cuff's colour and extent need no more than ~512 rows: work there (9x fewer pixels at 1536 rows)
         # and bring the result back, restricted to the candidate classes at full resolution.
-        scale = SLEEVE_WORK_HEIGHT / height
-        size = (max(1, round(width * scale)), SLEEVE_WORK_HEIGHT)
+        scale = COLOUR_TEST_WORK_HEIGHT / height
+        size = (max(1, round(width * scale)), COLOUR_TEST_WORK_HEIGHT)
         sx, sy = size[0] / width, size[1] / height
         small_body = replace(body, points=body.points * np.array([sx, sy]), width=body.width * sx, unit=body.unit * sy)
         small = find_sleeve_ends(
@@ -233,6 +258,98 @@ def find_sleeve_ends(
         _, components = cv2.connectedComponents((relabel | sleeve).astype(np.uint8), connectivity=8)
         touching = np.unique(components[sleeve])
         found[box] |= relabel & np.isin(components, touching[touching > 0])
+    return found
+
+
+def _lab_of(person: np.ndarray, where: np.ndarray, limit: int | None = None) -> np.ndarray:
+    """(N, 3) float32 CIELAB (OpenCV's 8-bit scale) of the pixels of `person` (H, W, 3) uint8 RGB where `where`
+    (H, W) bool is True, every k-th of them when there are more than `limit`. Converting only these pixels is
+    ~10x cheaper than the whole photo."""
+    values = person[where]
+    if limit is not None:
+        values = values[:: max(1, len(values) // limit)]
+    return cv2.cvtColor(np.ascontiguousarray(values[None]), cv2.COLOR_RGB2LAB)[0].astype(np.float32)
+
+
+def _spread(lab: np.ndarray, centre: np.ndarray) -> float:
+    """The median CIELAB distance of the colours `lab` (N, 3) from `centre` (3,): small for a plain colour."""
+    return float(np.median(np.linalg.norm(lab - centre, axis=1)))
+
+
+def find_hem(
+    person: np.ndarray, parsing: np.ndarray, unit: float, category: Category, cfg: AgnosticConfig
+) -> np.ndarray:
+    """(H, W) bool: the border rows of the garment being replaced that the parsing gave to a kept class.
+
+    Within `hem_band` r of the garment's parsed pixels, a pixel of a kept class (trousers or legs under a top;
+    the top over trousers for lower_body) belongs to the garment when, in CIELAB, its colour is a blend of the
+    garment's border colour (the median of the garment's pixels within `hem_band` of that class) and the
+    class's own colour (its median farther than 2 `hem_band` from the garment) with at least `hem_min_share`
+    of the former, lies within `sleeve_max_distance` of that blend line, and is connected to the garment. A
+    class whose own colour is within `sleeve_min_contrast` of the border's is left alone (a black top over
+    black trousers), and so is a border or a class that is not one plain colour (`hem_max_spread`).
+
+    person (H, W, 3) uint8 RGB; parsing (H, W) uint8 internal labels; unit: r in pixels (`geometry.Body`).
+    """
+    height, width = parsing.shape
+    found = np.zeros((height, width), dtype=bool)
+    entry = _HEM_CANDIDATES.get(category)
+    if entry is None:
+        return found
+    garment_label, groups = entry
+    if height > COLOUR_TEST_WORK_HEIGHT:
+        # As for the sleeve ends: a hem's colours and extent need no more than ~512 rows (3x faster at 1024).
+        # Nearest-neighbour sampling, not area averaging: an averaged pixel on a clean border is a blend of
+        # the two colours and would pass the test below for a pixel that is all trousers at full resolution.
+        scale = COLOUR_TEST_WORK_HEIGHT / height
+        size = (max(1, round(width * scale)), COLOUR_TEST_WORK_HEIGHT)
+        small = find_hem(
+            cv2.resize(person, size, interpolation=cv2.INTER_NEAREST),
+            cv2.resize(parsing, size, interpolation=cv2.INTER_NEAREST),
+            unit * scale,
+            category,
+            cfg,
+        )
+        # Bilinear, a quarter of the way: no staircase along a slanted hem, and its outer rim kept.
+        found_u8 = cv2.resize(small.astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR)
+        kept_labels = _lut(*(label for group in groups for label in group))
+        return (found_u8 >= 64) & (cv2.LUT(parsing, kept_labels) > 0)
+    garment = cv2.LUT(parsing, _lut(garment_label))
+    band = cfg.hem_band * unit
+    near_garment = _dilate(garment, band) > 0
+    far_from_garment = _dilate(garment, 2 * band) == 0
+    for group in groups:
+        kept = cv2.LUT(parsing, _lut(*group))
+        zone = near_garment & (kept > 0)
+        own = (kept > 0) & far_from_garment
+        if not zone.any() or not own.any():
+            continue
+        border = (garment > 0) & (_dilate(kept, band) > 0)
+        border_lab, own_lab = _lab_of(person, border, _MEDIAN_SAMPLES), _lab_of(person, own, _MEDIAN_SAMPLES)
+        border_colour, own_colour = np.median(border_lab, axis=0), np.median(own_lab, axis=0)
+        if np.linalg.norm(own_colour - border_colour) < cfg.sleeve_min_contrast:
+            continue
+        # A print, stripes or a pattern on either side: one colour does not stand for it, and its dark or light
+        # parts would pass for the other class's (a leopard print's spots as black trousers).
+        spread = max(_spread(border_lab, border_colour), _spread(own_lab, own_colour))
+        if spread > cfg.hem_max_spread:
+            continue
+        # Border pixels are blends of the two colours (the dark line under a black top over light jeans is
+        # about half and half): a pixel's share of the garment is its position on the segment from the own
+        # colour to the border colour; far off that segment it is a third thing (a belt) and keeps its label.
+        span = border_colour - own_colour
+        offset = _lab_of(person, zone) - own_colour
+        share = offset @ span / float(span @ span)
+        off_segment = np.linalg.norm(offset - share[:, None] * span, axis=1)
+        near = (share >= cfg.hem_min_share) & (off_segment < cfg.sleeve_max_distance)
+        found[zone] = near
+    if found.any():
+        # Only what touches the garment: a belt or a bag beside it, cut off by another class, keeps its label.
+        count, components = cv2.connectedComponents((found | (garment > 0)).astype(np.uint8), connectivity=8)
+        touching = np.zeros(count, dtype=bool)
+        touching[components[garment > 0]] = True
+        touching[0] = False
+        found &= touching[components]
     return found
 
 
@@ -294,6 +411,11 @@ def build_agnostic(
         if sleeve_ends.any():
             parsing = parsing.copy()
             parsing[sleeve_ends] = Label.UPPER
+    if cfg.hem:
+        hem = find_hem(person, parsing, body.unit, category, cfg)
+        if hem.any():
+            parsing = parsing.copy()  # the caller's parsing is never written to
+            parsing[hem] = _HEM_CANDIDATES[category][0]
     arms = cv2.LUT(parsing, _ARMS)
     hands = cv2.bitwise_and(arms, hand_zone.array)
 
