@@ -150,7 +150,9 @@ def test_poisson_seam_is_smoother_than_a_hard_cut() -> None:
     """Across the restored region's border, both blends give a smaller colour jump than no blending."""
     scene = _scene(512)
     scene.generated[:] = (200, 150, 120)  # generated skin a little off the person's skin tone
-    restore = identity_mask(scene.parsing, scene.warped, scene.agnostic, "upper_body")
+    # The forearm alone (no backdrop), so that the ring below lies between skin and generated skin only.
+    no_backdrop = PostProcessConfig(restore_background=False)
+    restore = identity_mask(scene.parsing, scene.warped, scene.agnostic, "upper_body", no_backdrop)
     # Skin on both sides of the seam: the restored forearm's top edge, against the generated margin band.
     ring = cv2.dilate(restore.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~restore
     ring &= scene.agnostic & (scene.parsing == Label.LEFT_ARM)
@@ -177,7 +179,10 @@ def test_garment_covered_pixels_not_restored() -> None:
     # The margin: no restored pixel within 1 px of the garment either (2 px margin at 256x192).
     near = cv2.dilate((scene.warped >= 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     assert not result.restored_mask[near].any()
-    assert np.array_equal(result.image[scene.tattoo], scene.generated[scene.tattoo])
+    # Generated, but for the seam band (1.6 px) of the backdrop restored right of the arm.
+    ys, xs = scene.tattoo
+    inside = (ys, slice(xs.start, xs.stop - 2))
+    assert np.array_equal(result.image[inside], scene.generated[inside])
     # Upper garment (the one replaced) and pixels outside the agnostic region are never "restored".
     assert not result.restored_mask[scene.parsing == Label.UPPER].any()
     assert not result.restored_mask[~scene.agnostic].any()
@@ -191,10 +196,12 @@ def test_tattoo_the_parser_calls_background_is_restored() -> None:
     result = _run(scene, Category.UPPER_BODY)
     assert result.restored_mask[hole].all()
     assert _ssim(result.image[scene.tattoo], scene.person[scene.tattoo]) >= 0.98
-    # Background that reaches the image border (left of the right arm, inside the agnostic box) stays generated.
-    open_background = _box(1.0, 60, 160, 20, 25)
-    assert (scene.parsing[open_background] == Label.BACKGROUND).all() and scene.agnostic[open_background].all()
-    assert not result.restored_mask[open_background].any()
+    # Background that reaches the image border, left of the right arm inside the agnostic box: the person's
+    # own backdrop, right up to the arm (`test_backdrop_the_new_garment_leaves_is_restored`).
+    backdrop = _box(1.0, 60, 160, 20, 25)
+    assert (scene.parsing[backdrop] == Label.BACKGROUND).all() and scene.agnostic[backdrop].all()
+    assert result.restored_mask[backdrop].all()
+    assert np.array_equal(result.image[backdrop], scene.person[backdrop])
 
 
 def test_tattoo_across_the_arm_restored_with_the_person_mask() -> None:
@@ -205,14 +212,12 @@ def test_tattoo_across_the_arm_restored_with_the_person_mask() -> None:
     silhouette = scene.parsing != Label.BACKGROUND
     silhouette[band] = True  # MediaPipe's segmentation knows the forearm is there
     without = postprocess(scene.generated, scene.person, scene.agnostic, scene.parsing, scene.warped, "upper_body")
-    assert not without.restored_mask[band].any()
+    assert not without.restored_mask[band].all()  # only what lies beyond the margin of the top is backdrop
     result = postprocess(
         scene.generated, scene.person, scene.agnostic, scene.parsing, scene.warped, "upper_body", None, silhouette
     )
     assert result.restored_mask[band].all()
     assert _ssim(result.image[scene.tattoo], scene.person[scene.tattoo]) >= 0.98
-    open_background = _box(1.0, 60, 160, 20, 25)  # outside the silhouette: still generated
-    assert not result.restored_mask[open_background].any()
     # A parser's hole at the edge of the skirt (bordered by clothes, open to the backdrop) stays generated:
     # restoring it would bring back the old garment.
     notch = _box(1.0, 152, 164, 55, 75)
@@ -237,6 +242,34 @@ def test_tattoo_across_the_arm_restored_with_the_person_mask() -> None:
             scene.generated, scene.person, scene.agnostic, scene.parsing, scene.warped, "upper_body", None,
             silhouette.astype(np.uint8),
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("height", [256, 1024])
+def test_backdrop_the_new_garment_leaves_is_restored(height: int) -> None:
+    """A new garment narrower than the agnostic region: the backdrop it leaves is the person's own, not the
+    network's near-white (a pale halo on any other background), except along the old top's border."""
+    scene = _scene(height)
+    u = height / 256
+    scene.warped[:] = 0.0
+    scene.warped[_box(u, 70, 148, 60, 132)] = 1.0  # sleeveless and narrower than the old top
+    margin = PostProcessConfig().background_margin_fraction * np.sqrt(height * (height * 3 // 4))
+    old_top = (scene.parsing == Label.UPPER).astype(np.uint8)
+    distance = cv2.distanceTransform(1 - old_top, cv2.DIST_C, 3)  # chessboard: the margin is a square
+    garment = scene.warped >= 0.5
+    garment_zone = cv2.dilate(garment.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=round(3 * u)) > 0
+    open_backdrop = scene.agnostic & (scene.parsing == Label.BACKGROUND) & ~garment_zone
+    far, near = open_backdrop & (distance > margin + 1), open_backdrop & (distance < margin - 1)
+    assert far.sum() > 500 * u * u and near.sum() > 100 * u * u
+    result = _run(scene, Category.UPPER_BODY)
+    assert result.restored_mask[far].all() and not result.restored_mask[near].any()
+    assert np.array_equal(result.image[far], scene.person[far])
+    assert not result.restored_mask[garment | (scene.parsing == Label.UPPER)].any()
+    off = _run(scene, Category.UPPER_BODY, restore_background=False)
+    assert not off.restored_mask[open_backdrop].any()
+    # (seams of the restored arms and of the paste back reach into it, so it is not exactly the generated one)
+    assert np.abs(off.image[far].astype(int) - scene.person[far]).mean() > 20
+    with pytest.raises(ValueError, match="background_margin_fraction"):
+        PostProcessConfig(background_margin_fraction=-0.1)
 
 
 def test_lower_body_restores_upper_not_bottom() -> None:

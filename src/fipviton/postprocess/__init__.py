@@ -4,8 +4,8 @@ Two blocks (`../shared/DESIGN.md` section 4 item 6), each switchable in `PostPro
 
 * unconditional `paste_back`: every original pixel outside the agnostic region, with a feathered seam;
 * conditional `restore_identity` over `identity_mask`: inside the agnostic region, the identity pixels
-  (skin, tattoos, hair, accessories, the other half's clothes) that the new garment does not cover, given
-  back exactly, with the seam blended on the generated side (Poisson by default).
+  (skin, tattoos, hair, accessories, the other half's clothes) and the backdrop that the new garment does
+  not cover, given back exactly, with the seam blended on the generated side (Poisson by default).
 
 `postprocess` runs both; it takes only numpy images and masks.
 """
