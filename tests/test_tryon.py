@@ -11,6 +11,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,7 +20,7 @@ import fipviton
 from conftest import require
 from fipviton.training.common import latest_checkpoint
 from fipviton.tryon import TryOnConfig, TryOnInputs, TryOnModel, noise_condition_image
-from fipviton.tryon.cache import inputs_from_arrays, shrink_warped
+from fipviton.tryon.cache import inputs_from_arrays, random_backdrop, replace_backdrop, shrink_warped
 from fipviton.tryon.inputs import random_inputs
 
 SIZE = (64, 48)
@@ -107,6 +108,25 @@ def test_shrink_warped_erodes_and_cuts_the_hem() -> None:
     assert np.array_equal(shrunk[kept], garment[kept]) and (shrunk[~kept] == 255).all()
     unchanged, unchanged_mask = shrink_warped(garment, mask, erode_px=0, hem_fraction=0.0)
     assert np.array_equal(unchanged, garment) and np.array_equal(unchanged_mask, mask)
+
+
+def test_replace_backdrop_keeps_the_person_and_swaps_the_backdrop() -> None:
+    from fipviton.labels import Label
+
+    person = np.full((*SIZE, 3), 245, np.uint8)  # VITON's near-white backdrop
+    parsing = np.zeros(SIZE, np.uint8)
+    parsing[10:54, 12:36] = Label.UPPER
+    person[parsing == Label.UPPER] = (30, 40, 120)
+    backdrops = [random_backdrop(*SIZE, np.random.default_rng(seed)) for seed in range(6)]
+    assert all(b.shape == (*SIZE, 3) and b.dtype == np.uint8 for b in backdrops)
+    assert len({b.tobytes() for b in backdrops}) == 6  # different seeds, different backdrops
+    assert np.array_equal(random_backdrop(*SIZE, np.random.default_rng(3)), backdrops[3])  # seeded
+    out = replace_backdrop(person, parsing, backdrops[0])
+    inner = np.zeros(SIZE, bool)
+    inner[11:53, 13:35] = True  # one pixel in from the person's edge, where the blend is softened
+    assert np.array_equal(out[inner], person[inner])
+    far = cv2.dilate((parsing > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) == 0
+    assert np.array_equal(out[far], backdrops[0][far])
 
 
 def test_single_step_and_ddim_outputs() -> None:
@@ -402,6 +422,19 @@ def test_cli_builds_the_caches_and_trains(data_dir: Path, tmp_path: Path) -> Non
     assert all((after <= before).all() for before, after in pairs)
     assert sum(int((after > 0).sum()) for _, after in pairs) < sum(int((before > 0).sum()) for before, _ in pairs)
 
+    # Backdrops: fixed ones are the same in every run and change only the background; drawn ones vary.
+    fixed = [TryOnCacheDataset(warp_cache, caches[0], flip_prob=0.0, fixed_backdrops=seed) for seed in (0, 0, 1)]
+    people = [[d[i]["person"] for i in range(3)] for d in fixed]
+    assert all(np.array_equal(a, b) for a, b in zip(people[0], people[1], strict=True))
+    assert not any(np.array_equal(a, b) for a, b in zip(people[0], people[2], strict=True))
+    for i, swapped in enumerate(people[0]):
+        record = plain.source[i]
+        on_person = cv2.erode((np.asarray(record["parsing"]) > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        assert np.array_equal(swapped[on_person], plain[i]["person"][on_person])
+        assert not np.array_equal(swapped, plain[i]["person"])
+    drawn = TryOnCacheDataset(warp_cache, caches[0], flip_prob=0.0, backdrop_prob=1.0)
+    assert not np.array_equal(drawn[0]["person"], drawn[0]["person"])
+
 
 def test_cache_progress_goes_to_stderr(data_dir: Path, tmp_path: Path, capsys) -> None:
     """`eval tryon --json` prints its result on stdout: the caches it builds first must report on stderr."""
@@ -438,7 +471,7 @@ def test_cli_refuses_a_shrink_probability_outside_0_1(tmp_path: Path, capsys) ->
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("field", ["shrink_prob", "flip_prob"])
+@pytest.mark.parametrize("field", ["shrink_prob", "flip_prob", "backdrop_prob"])
 def test_train_args_refuse_probabilities_outside_0_1(field: str, tmp_path: Path) -> None:
     from fipviton.training.tryon import TryOnTrainArgs
 

@@ -60,6 +60,15 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys) -> None:
     assert holed["repaint"]["shrink_warp"] == [6, 0.2] and results["repaint"]["shrink_warp"] is None
     assert holed_grid.shape == grid.shape and not (holed_grid == grid).all()
 
+    # On other backdrops: the ground truth (first column of the grid) changes, and the run says so.
+    other, other_grid = evaluate_paired(
+        model, root, "test", limit=4, batch_size=2, cache_root=tmp_path / "cache", backdrops=7
+    )
+    assert other["repaint"]["backdrops"] == 7 and results["repaint"]["backdrops"] is None
+    width = grid.shape[1] // 4
+    assert not (other_grid[:, :width] == grid[:, :width]).all()
+    assert other["raw"]["ssim"] != raw["ssim"]
+
     weights = tmp_path / "tiny"
     model.save_pretrained(weights)
     out = tmp_path / "grid.png"
@@ -82,6 +91,8 @@ def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys) -> None:
     assert exit_info.value.code == 2 and "PX,FRACTION" in capsys.readouterr().err
     assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--shrink-warp", "6,0.2"]) == 2
     assert "--shrink-warp needs --pairs paired" in capsys.readouterr().out
+    assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--backdrops", "0"]) == 2
+    assert "--backdrops needs --pairs paired" in capsys.readouterr().out
 
 
 def test_eval_tryon_zero_needs_paired_pairs_and_zeros_weights(tmp_path: Path, capsys) -> None:

@@ -82,6 +82,13 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="probability of shrinking the warped garment of a training pair (erosion + shorter hem), so that "
         "the network learns to fill the holes an unpaired garment leaves (default 0)",
     )
+    train.add_argument(
+        "--backdrop-prob",
+        type=float,
+        default=0.0,
+        help="probability of replacing a training photo's backdrop by a random colour field, so that the network "
+        "learns to continue any backdrop into the agnostic region, not VITON's near-white (default 0)",
+    )
     train.add_argument("--prepare-only", action="store_true", help="build the caches and exit")
     train.set_defaults(func=run_train_tryon)
 
@@ -132,6 +139,14 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "before the try-on (e.g. 6,0.2), to score how the network fills the holes an unpaired garment leaves",
     )
     evaluate.add_argument(
+        "--backdrops",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="paired only: replace every person's backdrop by a random colour field drawn from SEED and the "
+        "pair's index (the same in every run), to score the network on backdrops other than VITON's near-white",
+    )
+    evaluate.add_argument(
         "--cache-root", type=Path, default=None, help="cache folder (default: cache/ in the checkout)"
     )
     evaluate.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
@@ -172,6 +187,7 @@ def run_train_tryon(args: argparse.Namespace) -> int:
             refine_lr_scale=args.refine_lr_scale,
             perceptual_weight=args.perceptual_weight,
             shrink_prob=args.shrink_prob,
+            backdrop_prob=args.backdrop_prob,
         )
         if args.prepare_only:
             dataset = prepare_cache_dataset(options)
@@ -199,6 +215,9 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
         return 2
     if args.shrink_warp is not None and args.pairs == "unpaired":
         print("error: --shrink-warp needs --pairs paired (it is scored against the ground truth)")
+        return 2
+    if args.backdrops is not None and args.pairs == "unpaired":
+        print("error: --backdrops needs --pairs paired (it is scored against the ground truth)")
         return 2
     if args.zero and args.pairs == "unpaired":
         print("error: --zero needs --pairs paired (an ablation scored against the ground truth)")
@@ -231,6 +250,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
             warp_weights=args.warp_weights,
             st_lpips_limit=args.st_lpips_limit,
             shrink_warp=args.shrink_warp,
+            backdrops=args.backdrops,
         )
         # Top level: the asked-for mode's keys (ssim, psnr, st_lpips, count, seconds_per_image, ...); with both
         # modes, the raw output's, and the repainted scores under "repaint".

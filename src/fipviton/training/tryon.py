@@ -69,12 +69,13 @@ class TryOnTrainArgs(TrainRunOptions):
     mask_weight: float = 0.0
     flip_prob: float = 0.5
     shrink_prob: float = 0.0  # probability of shrinking the warped garment (`fipviton.tryon.cache.shrink_warped`)
+    backdrop_prob: float = 0.0  # probability of another backdrop (`fipviton.tryon.cache.replace_backdrop`)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.refine_lr_scale <= 0:
             raise ValueError(f"refine_lr_scale must be > 0, got {self.refine_lr_scale}")
-        for name in ("flip_prob", "shrink_prob"):
+        for name in ("flip_prob", "shrink_prob", "backdrop_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -97,7 +98,9 @@ def prepare_cache_dataset(args: TryOnTrainArgs, size: tuple[int, int] | None = N
     warp_root = cache_root / "warp" if cache_root else None
     warp_dir = build_cache(args.data, "train", size=tuple(size), cache_root=warp_root, limit=args.limit)
     tryon_dir = build_tryon_cache(warp_dir, warper, tag, cache_root=cache_root)
-    return TryOnCacheDataset(warp_dir, tryon_dir, flip_prob=args.flip_prob, shrink_prob=args.shrink_prob)
+    return TryOnCacheDataset(
+        warp_dir, tryon_dir, flip_prob=args.flip_prob, shrink_prob=args.shrink_prob, backdrop_prob=args.backdrop_prob
+    )
 
 
 def sample_grid(inputs: TryOnInputs, result: torch.Tensor, rows: int = 4) -> np.ndarray:

@@ -130,6 +130,37 @@ def build_tryon_cache(
     return out
 
 
+def random_backdrop(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) uint8: a solid colour, a smooth colour field, or a smooth field with noise, equally likely."""
+    import cv2
+
+    coarse = rng.random((4, 4, 3)).astype(np.float32)
+    kind = int(rng.integers(0, 3))
+    if kind == 0:
+        coarse[:] = coarse.mean((0, 1))
+    field = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    if kind == 2:
+        field += 0.08 * rng.standard_normal((height, width, 3)).astype(np.float32)
+    return np.rint(np.clip(field, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def replace_backdrop(person: np.ndarray, parsing: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
+    """The person photo (H, W, 3) uint8 with its background (`parsing` (H, W) == BACKGROUND, the edge softened
+    over 3 px) replaced by `backdrop` (H, W, 3) uint8.
+
+    Why: VITON's backdrops are all near-white, so a network trained on them paints near-white wherever the
+    agnostic region holds no garment, a pale halo on any other photo. Other backdrops at training teach it
+    to continue the one around the region.
+    """
+    import cv2
+
+    from fipviton.labels import Label
+
+    on_person = cv2.blur((parsing != Label.BACKGROUND).astype(np.float32), (3, 3))[..., None]
+    mixed = person.astype(np.float32) * on_person + backdrop.astype(np.float32) * (1.0 - on_person)
+    return np.rint(mixed).astype(np.uint8)
+
+
 def shrink_warped(
     warped: np.ndarray, warped_mask: np.ndarray, erode_px: int, hem_fraction: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -163,6 +194,9 @@ class TryOnCacheDataset(Dataset):
     shrink_prob: probability of `shrink_warped` (erosion by 0 to `shrink_max_erode` pixels, and 0 to
         `shrink_max_hem` of the garment's height cut off the hem, each drawn uniformly).
     fixed_shrink: (erode_px, hem_fraction) applied to every item instead (evaluation of hole filling).
+    backdrop_prob: probability of `replace_backdrop` with a `random_backdrop`.
+    fixed_backdrops: a seed: every item gets a backdrop drawn from (seed, item index) instead, the same in
+        every run (evaluation on other backdrops).
     """
 
     def __init__(
@@ -175,6 +209,8 @@ class TryOnCacheDataset(Dataset):
         shrink_max_erode: int = 10,
         shrink_max_hem: float = 0.3,
         fixed_shrink: tuple[int, float] | None = None,
+        backdrop_prob: float = 0.0,
+        fixed_backdrops: int | None = None,
     ) -> None:
         from fipviton.warp.cache import WarpCache
 
@@ -188,6 +224,8 @@ class TryOnCacheDataset(Dataset):
         self.shrink_max_erode = shrink_max_erode
         self.shrink_max_hem = shrink_max_hem
         self.fixed_shrink = fixed_shrink
+        self.backdrop_prob = backdrop_prob
+        self.fixed_backdrops = fixed_backdrops
 
     def __len__(self) -> int:
         return len(self.source)
@@ -198,6 +236,13 @@ class TryOnCacheDataset(Dataset):
         record = self.source[item]
         index = int(record["index"])
         person = np.asarray(record["person"])
+        rng = None
+        if self.fixed_backdrops is not None:
+            rng = np.random.default_rng((self.fixed_backdrops, index))
+        elif self.backdrop_prob > 0 and float(torch.rand(())) < self.backdrop_prob:
+            rng = np.random.default_rng(int(torch.randint(0, 2**31, ())))  # torch's seed: differs per worker
+        if rng is not None:
+            person = replace_backdrop(person, np.asarray(record["parsing"]), random_backdrop(*person.shape[:2], rng))
         mask = np.asarray(self.agnostic_mask[index]).astype(bool)
         values = {
             "person": person,

@@ -121,6 +121,7 @@ def evaluate_paired(
     seed: int = 0,
     st_lpips_limit: int | None = None,
     shrink_warp: tuple[int, float] | None = None,
+    backdrops: int | None = None,
 ) -> tuple[dict[str, dict], np.ndarray]:
     """Paired metrics of `model` for each repaint mode ({"raw": ..., "repaint": ...}) and a sample grid.
 
@@ -129,6 +130,8 @@ def evaluate_paired(
     shrink_warp: (erode_px, hem_fraction): every warped garment made smaller first (`shrink_warped`), so that
     it leaves holes in the agnostic region as an unpaired garment does; the scores then measure how well the
     network fills them (the ground truth says what belongs there).
+    backdrops: a seed: every person's backdrop replaced by a `random_backdrop` drawn from (seed, pair index)
+    (`replace_backdrop`), so the scores say how the network paints backdrops other than VITON's near-white.
     """
     from fipviton.losses.perceptual import STLPIPS
     from fipviton.tryon.cache import TryOnCacheDataset, build_tryon_cache, warpnet_warper
@@ -141,7 +144,9 @@ def evaluate_paired(
     warper, tag = warpnet_warper(warp_weights)
     tryon_root = Path(cache_root) if cache_root else None
     tryon_cache = build_tryon_cache(warp_cache, warper, tag, cache_root=tryon_root)
-    dataset = TryOnCacheDataset(warp_cache, tryon_cache, flip_prob=0.0, fixed_shrink=shrink_warp)
+    dataset = TryOnCacheDataset(
+        warp_cache, tryon_cache, flip_prob=0.0, fixed_shrink=shrink_warp, fixed_backdrops=backdrops
+    )
     count = len(dataset) if limit is None else min(limit, len(dataset))
     lpips = STLPIPS().eval()
     device = model.device
@@ -196,6 +201,7 @@ def evaluate_paired(
                 "resolution": f"{size[0]}x{size[1]}",
                 "batch_size": batch_size,
                 "shrink_warp": list(shrink_warp) if shrink_warp is not None else None,
+                "backdrops": backdrops,
             }
         )
     return results, sample_grid(rows)
