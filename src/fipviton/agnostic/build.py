@@ -263,8 +263,7 @@ def find_sleeve_ends(
 
 def _lab_of(person: np.ndarray, where: np.ndarray, limit: int | None = None) -> np.ndarray:
     """(N, 3) float32 CIELAB (OpenCV's 8-bit scale) of the pixels of `person` (H, W, 3) uint8 RGB where `where`
-    (H, W) bool is True, every k-th of them when there are more than `limit`. Converting only these pixels is
-    ~10x cheaper than the whole photo."""
+    (H, W) bool is True, every k-th of them when there are more than `limit` (a median needs no more)."""
     values = person[where]
     if limit is not None:
         values = values[:: max(1, len(values) // limit)]
