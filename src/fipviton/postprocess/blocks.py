@@ -239,8 +239,8 @@ def identity_mask(
     keep = identity.copy()
     on_person = _enclosed_background(parsing)
     if config.restore_background:
-        margin = config.background_margin_fraction * image_size(hw)
-        keep |= _backdrop(parsing, identity, on_person, person_mask, margin)
+        backdrop_margin = config.background_margin_fraction * image_size(hw)
+        keep |= _backdrop(parsing, identity, on_person, person_mask, backdrop_margin)
     keep &= agnostic_mask
 
     garment = (warped_mask >= config.garment_threshold).astype(np.uint8)
