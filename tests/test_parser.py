@@ -316,9 +316,9 @@ def test_augment_on_gpu_matches_cpu() -> None:
     images = np.kron(rng.integers(0, 256, (8, 16, 12, 3)), np.ones((1, 16, 16, 1))).astype(np.uint8)
     labels = np.kron(rng.integers(0, NUM_LABELS, (8, 8, 6)), np.ones((1, 32, 32))).astype(np.uint8)
     torch.manual_seed(0)
-    x_cpu, y_cpu = augment(images, labels, np.random.default_rng(3), (256, 192), background_p=1.0)
+    x_cpu, y_cpu, _ = augment(images, labels, np.random.default_rng(3), (256, 192), background_p=1.0)
     torch.manual_seed(0)
-    x_gpu, y_gpu = augment(images, labels, np.random.default_rng(3), (256, 192), background_p=1.0, device="cuda")
+    x_gpu, y_gpu, _ = augment(images, labels, np.random.default_rng(3), (256, 192), background_p=1.0, device="cuda")
     assert x_gpu.device.type == "cuda" and y_gpu.device.type == "cuda"
     # Same draws; grid_sample may round differently on the GPU, so a few boundary labels may differ.
     assert (x_gpu.cpu() - x_cpu).abs().mean() < 1e-3
@@ -341,3 +341,49 @@ def test_time_budget_stops_with_a_last_validation(data_dir: Path, tmp_path: Path
     assert latest_checkpoint(tmp_path / "run").name == "step_000001"
     assert (tmp_path / "run" / "samples" / "step_000001.png").is_file()
     assert "logit bias" not in log
+
+
+def test_augment_moves_teacher_logits_with_the_labels() -> None:
+    from fipviton.training.parser import augment
+
+    rng = np.random.default_rng(0)  # blocky label maps with every label, photos that follow them
+    labels = np.kron(rng.integers(0, NUM_LABELS, (8, 8, 6)), np.ones((1, 32, 32))).astype(np.uint8)
+    images = (labels[..., None] * 19).repeat(3, -1).astype(np.uint8)
+    # A teacher that agrees with the labels, given at half size like the training's cache.
+    half = labels[:, ::2, ::2]
+    soft = (np.eye(NUM_LABELS, dtype=np.float16)[half] * 10).transpose(0, 3, 1, 2)
+    x, y, s = augment(images, labels, np.random.default_rng(3), (256, 192), background_p=0.0, soft=soft)
+    x_plain, y_plain, none = augment(images, labels, np.random.default_rng(3), (256, 192), background_p=0.0)
+    # The same draws with or without the teacher, and its logits flipped (left/right swapped) and moved alike.
+    assert none is None and torch.equal(x, x_plain) and torch.equal(y, y_plain)
+    assert s is not None and s.shape == (8, NUM_LABELS, 256, 192)
+    agree = (s.argmax(1) == y).float().mean()
+    assert agree > 0.97, agree  # only block borders differ (bilinear half-size logits, nearest labels)
+    # Without the left/right swap a flipped image's arms and legs would disagree on whole blocks.
+    assert (s.argmax(1)[(y == Label.LEFT_ARM)] == Label.LEFT_ARM).float().mean() > 0.97
+
+
+@pytest.mark.slow
+def test_distillation_from_a_teacher(data_dir: Path, tmp_path: Path) -> None:
+    from fipviton.training.parser import TrainOptions, train
+
+    viton = require(data_dir / "viton_resize")
+    teacher = tmp_path / "teacher"
+    _tiny().save_pretrained(teacher)
+    common = dict(
+        data=viton, out=tmp_path / "run", config="tiny", batch_size=4, warmup=1, limit=12, holdout=4,
+        cache_root=tmp_path / "cache", log_every=1, sample_every=1000, val_count=4, threads=1, teacher=teacher,
+        teacher_scales=(1.0,), distill_weight=2.0,
+    )  # fmt: skip
+    train(TrainOptions(steps=2, ckpt_every=2, **common))
+    logits = np.load(tmp_path / "run" / "teacher_logits.npy")
+    assert logits.shape == (8, NUM_LABELS, 128, 96) and logits.dtype == np.float16  # the 8 training images
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    terms = [row for row in rows if "distill" in row]
+    assert len(terms) == 2 and all(row["distill"] > 0 for row in terms)
+    assert all(abs(row["total"] - row["labels"] - 2.0 * row["distill"]) < 1e-4 for row in terms)
+    # A resumed run reuses the logits; another teacher's would be computed anew.
+    train(TrainOptions(steps=3, resume=True, **common))
+    assert "teacher logits: reused" in (tmp_path / "run" / "train.log").read_text()
+    with pytest.raises(ValueError, match="distill_weight"):
+        TrainOptions(steps=1, **(common | {"distill_weight": -1.0}))

@@ -31,7 +31,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--flip", action="store_true", help="test-time flip averaging (2x the network cost)")
     parser.add_argument(
         "--scales",
-        type=_scale_list,
+        type=scale_list,
         default=(1.0,),
         help="test-time multi-scale averaging: comma-separated input scale factors, e.g. 1,1.25 (default 1: one pass)",
     )
@@ -39,7 +39,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.set_defaults(func=run_eval_parser)
 
 
-def _scale_list(text: str) -> tuple[float, ...]:
+def scale_list(text: str) -> tuple[float, ...]:
     """`--scales` "1,1.25" -> (1.0, 1.25), checked by the parser's own rule (argparse turns errors into exit 2)."""
     from fipviton.analysis.parser import check_scales
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fipviton.cli.eval_commands import scale_list
+
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups["train"].add_parser(
@@ -90,6 +92,23 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="start a fresh run from these parser weights (same network as --config, e.g. the shipped ones in "
         "src/fipviton/weights/parser); ignored when resuming",
     )
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="distil from this parser: its logits with test-time flip and --teacher-scales are soft targets too "
+        "(computed once per training image into --out/teacher_logits.npy)",
+    )
+    parser.add_argument(
+        "--teacher-scales",
+        type=scale_list,
+        default=(1.0, 1.25),
+        help="the teacher's test-time scales, comma-separated (default 1,1.25)",
+    )
+    parser.add_argument(
+        "--distill-weight", type=float, default=1.0, help="weight of the KL divergence to the teacher (default 1)"
+    )
     parser.set_defaults(func=run_train_parser)
 
     average = groups["train"].add_parser(
@@ -128,6 +147,9 @@ def run_train_parser(args: argparse.Namespace) -> int:
             calibrate_count=args.calibrate_count,
             calibrate_only=args.calibrate_only,
             init_weights=args.init_weights,
+            teacher=args.teacher,
+            teacher_scales=args.teacher_scales,
+            distill_weight=args.distill_weight,
             limit=args.limit,
             holdout=args.holdout,
             cache_root=args.cache,

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fipviton.analysis.parser import HumanParser, ParserConfig, count_parameters
+from fipviton.analysis.parser import _FLIP_CHANNELS, HumanParser, ParserConfig, check_scales, count_parameters
 from fipviton.errors import DatasetError, WeightsError
 from fipviton.labels import FLIP_SWAP, LABEL_NAMES, NUM_LABELS, colorize_labels
 from fipviton.training.common import RunLogger, TrainRunOptions
@@ -43,6 +43,11 @@ class TrainOptions(TrainRunOptions):
     cache_root:   folder for the decoded arrays (None: decode on every run and keep nothing).
     init_weights: a saved parser folder (same network as `config`) whose weights a fresh run starts from, with
                   a new optimizer and schedule; ignored when resuming.
+    teacher:      a saved parser folder (any network). Its logits with test-time flip and `teacher_scales` (5x
+                  its one-pass cost for (1, 1.25)) are computed once per training image, kept at half the input
+                  size in `<out>/teacher_logits.npy`, augmented with the image, and the network also learns
+                  them (`distill_weight` x KL divergence per pixel): one pass that learns what the averaged
+                  passes see (self-distillation when the teacher is the network's own start).
     """
 
     data: Path
@@ -70,11 +75,18 @@ class TrainOptions(TrainRunOptions):
     calibrate_only: bool = False  # only fit the logit bias of <out>/final and save it there again
     calibrate_min_images: int = 50  # classes in fewer calibration images keep logit offset 0
     init_weights: Path | None = None
+    teacher: Path | None = None  # a saved parser whose test-time-augmented logits are soft targets (distillation)
+    teacher_scales: tuple[float, ...] = (1.0, 1.25)  # the teacher's test-time scales (always with flip)
+    distill_weight: float = 1.0  # weight of KL(teacher || network) per pixel, beside the labels' loss
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.holdout < 0:
             raise ValueError(f"holdout must be >= 0, got {self.holdout}")
+        if self.distill_weight < 0:
+            raise ValueError(f"distill_weight must be >= 0, got {self.distill_weight}")
+        if self.teacher is not None:
+            check_scales(self.teacher_scales)
         if self.calibrate_count < 0:
             raise ValueError(f"calibrate_count must be >= 0, got {self.calibrate_count}")
         if self.calibrate_only and self.calibrate_count == 0:
@@ -170,12 +182,15 @@ def augment(
     size: tuple[int, int],
     background_p: float = 0.5,
     device: torch.device | str = "cpu",
-) -> tuple[torch.Tensor, torch.Tensor]:
+    soft: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Random augmentation of a batch, computed on `device` (on a GPU the CPU would otherwise be the limit).
 
     images (B, H, W, 3) uint8, labels (B, H, W) uint8 -> x (B, 3, h, w) float in [0, 1], y (B, h, w) long,
-    with (h, w) = `size`, both on `device`. The random draws come from `rng` (and torch's generator for the
-    noise backgrounds), so a given seed gives the same parameters on any device.
+    with (h, w) = `size`, both on `device`. soft: None, or (B, C, H', W') logits of a teacher at any size
+    (e.g. H / 2), which get the same flip (left/right channels swapped) and geometry, bilinearly: returned as
+    (B, C, h, w) float, else None. The random draws come from `rng` (and torch's generator for the noise
+    backgrounds), so a given seed gives the same parameters on any device, with or without `soft`.
     """
     b = images.shape[0]
 
@@ -184,10 +199,15 @@ def augment(
 
     x = tensor(images).permute(0, 3, 1, 2).float().div_(255.0)
     y = tensor(labels).long()
+    s = None
+    if soft is not None:
+        s = F.interpolate(tensor(soft).float(), size=images.shape[1:3], mode="bilinear", align_corners=False)
     flip = tensor(rng.random(b) < 0.5)
     if flip.any():
         x[flip] = x[flip].flip(-1)
         y[flip] = _SWAP.to(device)[y[flip].flip(-1)]
+        if s is not None:
+            s[flip] = s[flip].flip(-1)[:, _FLIP_CHANNELS]
     # Affine: scale, rotation, translation (in normalised coordinates; output -> input sampling grid).
     # Mostly zoom-in and small vertical shifts: VITON persons touch the top and bottom edges, and zooming out
     # would smear those edge rows into streaks.
@@ -206,6 +226,8 @@ def augment(
         .round()
         .long()
     )
+    if s is not None:
+        s = F.grid_sample(s, grid, mode="bilinear", padding_mode="border", align_corners=False)
     # Background replacement: solid colours, smooth colour fields, or noise, with a softened person edge.
     replace = rng.random(b) < background_p
     if replace.any():
@@ -233,7 +255,7 @@ def augment(
     x = gray + (x - gray) * sat
     mean = x.mean((1, 2, 3), keepdim=True)
     x = ((x - mean) * contrast + mean) * bright * gain
-    return x.clamp_(0, 1).contiguous(memory_format=torch.channels_last), y
+    return x.clamp_(0, 1).contiguous(memory_format=torch.channels_last), y, s
 
 
 def class_weights(labels: np.ndarray, num_classes: int = NUM_LABELS, power: float = 0.5) -> torch.Tensor:
@@ -273,6 +295,61 @@ def parser_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tenso
         dice = (2 * inter + 1) / (prob.sum((0, 2, 3)) + count + 1)
         loss = loss + dice_weight * (1 - dice[count > 0].mean())
     return loss
+
+
+def distill_loss(logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || network) per pixel (summed over classes), averaged over pixels; both (B, C, h, w) logits."""
+    return (
+        F.kl_div(F.log_softmax(logits.float(), 1), F.log_softmax(teacher.float(), 1), log_target=True, reduction="none")
+        .sum(1)
+        .mean()
+    )
+
+
+@torch.no_grad()
+def teacher_logits(
+    teacher: HumanParser, images: np.ndarray, scales: tuple[float, ...], batch_size: int = 16
+) -> np.ndarray:
+    """(N, C, H / 2, W / 2) float16: `teacher`'s logits for images (N, H, W, 3) uint8 at its input size, with
+    test-time flip and `scales`, averaged over 2x2 pixels (the network's finest level is at half size, so
+    little is lost, and 5,159 VITON images then take 1.6 GB instead of 6.6)."""
+    h, w = images.shape[1:3]
+    out = np.zeros((len(images), teacher.config.num_labels, h // 2, w // 2), dtype=np.float16)
+    for start in range(0, len(images), batch_size):
+        logits = teacher.predict_logits(list(images[start : start + batch_size]), flip=True, scales=scales)
+        out[start : start + batch_size] = F.avg_pool2d(torch.stack(logits), 2).numpy()
+    return out
+
+
+def _cached_teacher_logits(opts: TrainOptions, images: np.ndarray, device: torch.device, log: RunLogger) -> np.ndarray:
+    """`teacher_logits` of `opts.teacher` for the training images, reused from `<out>/teacher_logits.npy` when
+    that was made by the same teacher, scales and images (a resumed run)."""
+    import hashlib
+
+    path = opts.out / "teacher_logits.npy"
+    teacher_dir = Path(opts.teacher)
+    weights = teacher_dir / "model.safetensors"
+    key = {
+        "teacher": str(teacher_dir.resolve()),
+        "weights": hashlib.sha1(weights.read_bytes()).hexdigest() if weights.is_file() else None,
+        "scales": list(opts.teacher_scales),
+        "images": len(images),
+    }
+    meta = path.with_suffix(".json")
+    if path.is_file() and meta.is_file() and json.loads(meta.read_text()) == key:
+        log.log(f"teacher logits: reused {path}")
+        return np.load(path, mmap_mode="r")
+    t = time.perf_counter()
+    teacher = HumanParser.from_pretrained(teacher_dir, device=device)
+    logits = teacher_logits(teacher, images, tuple(opts.teacher_scales))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, logits)
+    meta.write_text(json.dumps(key))
+    log.log(
+        f"teacher logits of {teacher_dir} (flip, scales {list(opts.teacher_scales)}) for {len(images)} images in "
+        f"{time.perf_counter() - t:.0f} s: {path}"
+    )
+    return logits
 
 
 # ----- validation and pictures -----
@@ -472,17 +549,28 @@ def train(opts: TrainOptions) -> HumanParser:
         loop.ema.copy_to(eval_model)
         return eval_model.eval()
 
-    def load(indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    soft = _cached_teacher_logits(opts, images, device, log) if opts.teacher is not None else None
+
+    def load(indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         idx = np.sort(indices)
         train_size = (size[0] // 2, size[1] // 2) if loop.step < opts.low_res_until else size
-        return augment(images[idx], labels[idx], loop.rng, train_size, opts.background_p, device)
+        targets = None if soft is None else soft[idx]
+        return augment(images[idx], labels[idx], loop.rng, train_size, opts.background_p, device, targets)
 
-    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], None]:
-        x, y = batch
+    def step(
+        batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
+    ) -> tuple[torch.Tensor, dict[str, float], None]:
+        x, y, teacher = batch
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=loop.bf16):
             logits = model(x)
         loss = parser_loss(logits, y, weights, opts.dice_weight)
-        return loss, {"total": loss.item()}, None
+        terms = {"labels": loss.item()}
+        if teacher is not None:
+            distill = distill_loss(logits, teacher)
+            loss = loss + opts.distill_weight * distill
+            terms["distill"] = distill.item()
+        terms["total"] = loss.item()
+        return loss, terms, None
 
     def validate(_batch: object, _output: None) -> np.ndarray:
         t = time.perf_counter()
