@@ -46,6 +46,26 @@ def test_flip_averaging_is_mirror_consistent() -> None:
     assert torch.allclose(direct, mirrored.flip(-1)[swap], atol=1e-4)
 
 
+def test_test_time_flip_from_the_config(tmp_path: Path) -> None:
+    model = _tiny()
+    image = np.random.default_rng(2).integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    one_pass, flipped = model.predict_logits([image])[0], model.predict_logits([image], flip=True)[0]
+    assert not torch.allclose(one_pass, flipped)
+    model.config.test_time_flip = True
+    model.save_pretrained(tmp_path)
+    loaded = HumanParser.from_pretrained(tmp_path)
+    # Saved with the weights; every call that does not say otherwise flips, one that does is obeyed.
+    assert loaded.config.test_time_flip
+    assert torch.allclose(loaded.predict_logits([image])[0], flipped, atol=1e-5)
+    assert torch.allclose(loaded.predict_logits([image], flip=False)[0], one_pass, atol=1e-5)
+    assert np.array_equal(loaded.parse(image), model.parse(image, flip=True))
+    # A config.json written before the field existed loads with one pass.
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["test_time_flip"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert not HumanParser.from_pretrained(tmp_path).config.test_time_flip
+
+
 def test_multi_scale_averaging() -> None:
     model = _tiny()
     image = np.random.default_rng(2).integers(0, 256, (64, 48, 3), dtype=np.uint8)

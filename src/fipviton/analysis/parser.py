@@ -51,6 +51,9 @@ class ParserConfig:
     logit_bias:  per-class constants added to the logits at inference only (empty: none; the shipped weights
                  have none). Optionally fitted on training images (`fipviton.training.parser.fit_logit_bias`)
                  against the over-prediction of rare classes that the class-weighted loss causes.
+    test_time_flip: average every prediction with the one of the mirrored photo (left/right swapped back),
+                 unless a call says otherwise (`flip=`): twice the network's cost, for weights whose card shows
+                 that it pays.
     """
 
     input_size: tuple[int, int] = (256, 192)
@@ -63,6 +66,7 @@ class ParserConfig:
     num_labels: int = NUM_LABELS
     label_names: tuple[str, ...] = field(default_factory=tuple)
     logit_bias: tuple[float, ...] = field(default_factory=tuple)
+    test_time_flip: bool = False
 
     @classmethod
     def preset(cls, name: str) -> ParserConfig:
@@ -299,19 +303,20 @@ class HumanParser(nn.Module):
 
     @torch.inference_mode()
     def _network_logits(
-        self, images: Sequence[np.ndarray], flip: bool = False, scales: Sequence[float] = (1.0,)
+        self, images: Sequence[np.ndarray], flip: bool | None = None, scales: Sequence[float] = (1.0,)
     ) -> tuple[torch.Tensor, list[tuple]]:
         """Letterbox + resize each photo, run the network: (B, C, h, w) float32 logits at the input size and
         per-photo boxes ((top, left, H, W) of the photo inside its padded frame, (padded H, padded W)).
 
         flip:   average with the prediction on the mirrored photo (left/right labels swapped back): twice the
-                network cost.
+                network cost. None: as `config.test_time_flip` says.
         scales: average the logits of the network run on the input resized by each factor (test-time
                 augmentation; e.g. (1.0, 1.25) costs 1 + 1.25^2 = 2.6x one pass).
         """
         import cv2
 
         scales = check_scales(scales)
+        flip = self.config.test_time_flip if flip is None else flip
 
         th, tw = self.config.input_size
         batch, boxes = [], []
@@ -349,13 +354,14 @@ class HumanParser(nn.Module):
 
     @torch.inference_mode()
     def predict_logits(
-        self, images: Sequence[np.ndarray], flip: bool = False, scales: Sequence[float] = (1.0,)
+        self, images: Sequence[np.ndarray], flip: bool | None = None, scales: Sequence[float] = (1.0,)
     ) -> list[torch.Tensor]:
         """Per-photo logits at the photo's own size: list of (num_labels, H_i, W_i) float32 tensors (CPU).
 
         images: RGB uint8 (H_i, W_i, 3) arrays of any size (each is letterboxed and resized to the input size).
         Upsampling every class to a large photo is slow (~0.5 s at 1024x768); `parse_batch` avoids it.
-        flip, scales: test-time augmentation (`_network_logits`); the defaults are one network pass.
+        flip, scales: test-time augmentation (`_network_logits`); by default one network pass (two with
+        `config.test_time_flip`).
         """
         logits, boxes = self._network_logits(images, flip, scales)
         out = []
@@ -366,7 +372,7 @@ class HumanParser(nn.Module):
 
     @torch.inference_mode()
     def parse_batch(
-        self, images: Sequence[np.ndarray], flip: bool = False, scales: Sequence[float] = (1.0,)
+        self, images: Sequence[np.ndarray], flip: bool | None = None, scales: Sequence[float] = (1.0,)
     ) -> list[np.ndarray]:
         """Parse several photos in one network call: a list of (H_i, W_i) uint8 internal-label maps.
 
@@ -388,7 +394,7 @@ class HumanParser(nn.Module):
             out.append(np.ascontiguousarray(labels[top : top + h, left : left + w]))
         return out
 
-    def parse(self, image: np.ndarray, flip: bool = False, scales: Sequence[float] = (1.0,)) -> np.ndarray:
+    def parse(self, image: np.ndarray, flip: bool | None = None, scales: Sequence[float] = (1.0,)) -> np.ndarray:
         """Parse one RGB uint8 (H, W, 3) photo into an (H, W) uint8 internal-label map (`fipviton.labels`)."""
         return self.parse_batch([image], flip, scales)[0]
 

@@ -28,7 +28,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--weights", type=Path, default=None, help="parser weights folder (default: shipped)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
-    parser.add_argument("--flip", action="store_true", help="test-time flip averaging (2x the network cost)")
+    parser.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="test-time flip averaging, 2x the network cost (default: as the weights' config.json says)",
+    )
     parser.add_argument(
         "--scales",
         type=scale_list,
@@ -104,7 +109,7 @@ def run_eval_parser(args: argparse.Namespace) -> int:
             dataset=str(args.data),
             split=args.split,
             weights=str(args.weights) if args.weights else "shipped",
-            flip=args.flip,
+            flip=model.config.test_time_flip if args.flip is None else args.flip,
             scales=list(args.scales),
             seconds=round(seconds, 1),
         )
