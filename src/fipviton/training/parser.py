@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fipviton.analysis.parser import _FLIP_CHANNELS, HumanParser, ParserConfig, check_scales, count_parameters
+from fipviton.analysis.parser import HumanParser, ParserConfig, check_scales, count_parameters
 from fipviton.errors import DatasetError, WeightsError
 from fipviton.labels import FLIP_SWAP, LABEL_NAMES, NUM_LABELS, colorize_labels
 from fipviton.training.common import RunLogger, TrainRunOptions
@@ -207,7 +207,7 @@ def augment(
         x[flip] = x[flip].flip(-1)
         y[flip] = _SWAP.to(device)[y[flip].flip(-1)]
         if s is not None:
-            s[flip] = s[flip].flip(-1)[:, _FLIP_CHANNELS]
+            s[flip] = s[flip].flip(-1)[:, _SWAP[: s.shape[1]].to(device)]  # the label swap, on channels
     # Affine: scale, rotation, translation (in normalised coordinates; output -> input sampling grid).
     # Mostly zoom-in and small vertical shifts: VITON persons touch the top and bottom edges, and zooming out
     # would smear those edge rows into streaks.
