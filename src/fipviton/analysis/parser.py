@@ -52,8 +52,8 @@ class ParserConfig:
                  have none). Optionally fitted on training images (`fipviton.training.parser.fit_logit_bias`)
                  against the over-prediction of rare classes that the class-weighted loss causes.
     test_time_flip: average every prediction with the one of the mirrored photo (left/right swapped back),
-                 unless a call says otherwise (`flip=`): twice the network's cost, for weights whose card shows
-                 that it pays.
+                 unless a call says otherwise (`flip=`): twice the network's cost for a somewhat better parsing
+                 (the shipped weights' card measures both).
     """
 
     input_size: tuple[int, int] = (256, 192)

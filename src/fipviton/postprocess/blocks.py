@@ -74,8 +74,8 @@ class PostProcessConfig:
         stay exact. "poisson" (default): a Poisson solve on the seam band only (generated texture, colour
         offset meeting the person's pixels at the border), so no ghost of the old clothes appears; "feather":
         a plain alpha fade from the person's pixels to the generated ones, which mixes in the person's
-        non-identity pixels next to the region. Whole `postprocess` at 1024x768, one thread, mean of the four
-        bundled example pairs: 67 / 50 ms (poisson / feather; `benchmarks/bench_postprocess.py`).
+        non-identity pixels next to the region. Whole `postprocess` at 1024x768, one thread, median over the
+        four bundled example pairs: 80-86 / 46-50 ms (poisson / feather; `benchmarks/bench_postprocess.py`).
     feather_fraction: width of the seam bands (paste back and restore), 0.007 s: 1.6 px at 256x192,
         6.2 px at 1024x768. 0 gives hard seams.
     garment_threshold: `warped_mask` values at or above this count as garment.
