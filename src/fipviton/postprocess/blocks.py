@@ -296,26 +296,20 @@ def _skin_bordered(patches: np.ndarray, parsing: np.ndarray, person_mask: np.nda
     if w == 0:
         return chosen
     crop = (slice(max(y - 1, 0), y + h + 1), slice(max(x - 1, 0), x + w + 1))
-    chosen[crop] = _skin_bordered_crop(patches[crop], parsing[crop], None if person_mask is None else person_mask[crop])
-    return chosen
-
-
-def _skin_bordered_crop(patches: np.ndarray, parsing: np.ndarray, person_mask: np.ndarray | None) -> np.ndarray:
-    """`_skin_bordered` on a crop that holds every patch and its ring."""
+    patches, parsing = patches[crop], parsing[crop]
     count, labels = cv2.connectedComponents(patches.view(np.uint8), connectivity=8)
-    if count <= 1:
-        return np.zeros_like(patches)
     # Each ring pixel belongs to the patch next to it (the largest label among its 8 neighbours).
     owner = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int64)
     ring = ~patches & (parsing != Label.BACKGROUND) & (owner > 0)
     if person_mask is not None:
-        ring &= person_mask
+        ring &= person_mask[crop]
     skin = _has_label(parsing, _SKIN)
     on_skin = np.bincount(owner[ring & skin], minlength=count)
     on_any = np.bincount(owner[ring], minlength=count)
-    chosen = (on_skin > 0) & (on_skin >= MIN_SKIN_BORDER * on_any)
-    chosen[0] = False
-    return chosen[labels]
+    kept = (on_skin > 0) & (on_skin >= MIN_SKIN_BORDER * on_any)
+    kept[0] = False
+    chosen[crop] = kept[labels]
+    return chosen
 
 
 def _drop_specks(mask: np.ndarray, min_area: float) -> np.ndarray:
