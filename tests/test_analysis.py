@@ -24,6 +24,7 @@ from fipviton.analysis.densepose import (
     render_parts,
 )
 from fipviton.analysis.garment import garment_mask, mask_iou
+from fipviton.analysis.person import restrict_to_person, upsampled_argmax
 from fipviton.bodyparts import BodyPart
 from fipviton.cli import main
 from fipviton.data import Category, PairEntry, open_dataset
@@ -33,6 +34,39 @@ from fipviton.keypoints import Keypoint
 from fipviton.labels import Label
 
 _K = Keypoint
+
+
+# ----- parsing at photo size (no data needed) -----
+
+
+@pytest.mark.parametrize(("source", "target"), [((64, 48), (256, 192)), ((256, 191), (724, 540)), ((50, 40), (50, 40))])
+def test_upsampled_argmax_equals_resize_then_argmax(source: tuple[int, int], target: tuple[int, int]) -> None:
+    rng = np.random.default_rng(1)
+    h, w = source
+    # Smooth scores (large uniform regions, as a parser gives) plus noise (every cell mixed).
+    coarse = rng.normal(size=(h // 8 + 1, w // 8 + 1, 13)).astype(np.float32)
+    smooth = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    for scores in (smooth, rng.normal(size=(h, w, 13)).astype(np.float32)):
+        resized = cv2.resize(scores, target[::-1], interpolation=cv2.INTER_LINEAR)
+        labels = upsampled_argmax(np.ascontiguousarray(scores), target)
+        assert labels.dtype == np.uint8 and labels.shape == target
+        # OpenCV rounds differently with 13 channels (1e-5): labels may differ only at such near-ties.
+        ys, xs = np.nonzero(labels != resized.argmax(axis=2))
+        assert ys.size <= 2
+        gap = resized[ys, xs].max(axis=1) - resized[ys, xs, labels[ys, xs]]
+        assert np.all(gap < 1e-4)
+
+
+def test_restrict_to_person_keeps_labels_within_two_percent_of_the_mask() -> None:
+    person = np.zeros((500, 400), bool)
+    person[100:400, 150:250] = True  # radius: 2 % of 500 = 10 pixels
+    parsing = np.full((500, 400), Label.UPPER, np.uint8)
+    restricted = restrict_to_person(parsing, person)
+    assert restricted[250, 259] == Label.UPPER  # 10 px right of the mask
+    assert restricted[250, 261] == Label.BACKGROUND  # 12 px
+    assert restricted[93, 143] == Label.UPPER  # 7 px up and 7 left of the corner: 9.9 px
+    assert restricted[91, 141] == Label.BACKGROUND  # 9 and 9: 12.7 px (a square of radius 10 would keep it)
+    assert restricted.dtype == np.uint8 and np.array_equal(restricted[person], parsing[person])
 
 
 # ----- DensePose colour codec (no data needed) -----
