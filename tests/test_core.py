@@ -1,9 +1,10 @@
-"""Label, keypoint and image-input basics."""
+"""Label, keypoint, mask-component and image-input basics."""
 
 from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,7 +12,8 @@ from PIL import Image
 from fipviton.errors import ImageInputError, OutputPathError
 from fipviton.imageio import check_output_folder, load_image
 from fipviton.keypoints import BODY25_TO_INTERNAL, Keypoint, flip_keypoints, from_flat
-from fipviton.labels import VITON_PARSE_NEW, Label, flip_labels, map_labels
+from fipviton.labels import VITON_PARSE_NEW, Label, flip_labels, has_label, label_table, map_labels
+from fipviton.regions import components_touching, components_touching_border
 
 
 def test_flip_swaps_left_and_right_labels() -> None:
@@ -26,6 +28,32 @@ def test_viton_neck_maps_to_neck() -> None:
     assert map_labels(np.array([[20, 13, 5]], dtype=np.uint8), VITON_PARSE_NEW).tolist() == [
         [Label.NECK, Label.FACE, Label.UPPER]
     ]
+
+
+def test_label_table_and_has_label() -> None:
+    parsing = np.array(
+        [[Label.FACE, Label.NECK, Label.UPPER], [Label.BACKGROUND, Label.LEFT_ARM, Label.FACE]], np.uint8
+    )
+    table = label_table((Label.FACE, Label.LEFT_ARM))
+    assert table.shape == (256,) and table.dtype == np.uint8 and table.sum() == 2 * 255
+    assert cv2.LUT(parsing, table).tolist() == [[255, 0, 0], [0, 255, 255]]
+    assert has_label(parsing, {Label.FACE, Label.LEFT_ARM}).tolist() == [[True, False, False], [False, True, True]]
+    assert not has_label(parsing, ()).any()
+
+
+def test_components_touching_the_border_or_seeds() -> None:
+    mask = np.zeros((8, 8), np.uint8)
+    mask[0:2, 0:2] = 1  # touches the border
+    mask[3:5, 3:5] = 1  # enclosed
+    mask[6:8, 5] = 1  # touches the bottom border
+    count, labels = cv2.connectedComponents(mask, connectivity=4)
+    border = components_touching_border(labels, count)
+    assert border.dtype == bool and border.sum() == 4 + 2 and not border[3:5, 3:5].any()
+    assert np.array_equal(components_touching_border(labels), border)  # count computed when not given
+    seeds = np.zeros((8, 8), bool)
+    seeds[4, 4] = seeds[7, 7] = True  # one pixel of the enclosed square, one outside every component
+    touching = components_touching(labels, seeds, count)
+    assert touching.sum() == 4 and touching[3:5, 3:5].all()
 
 
 def test_keypoint_flip_swaps_sides() -> None:

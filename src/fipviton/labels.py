@@ -10,8 +10,10 @@ learn from 5,459 VITON images (left/right shoe, glove/scarf/socks/bag/belt).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 
+import cv2
 import numpy as np
 
 
@@ -32,6 +34,23 @@ class Label(IntEnum):
 
 
 NUM_LABELS = len(Label)
+
+
+def label_table(labels: Iterable[int], value: int = 255) -> np.ndarray:
+    """(256,) uint8 lookup table for `cv2.LUT` on a label map: `value` at `labels`, 0 elsewhere.
+
+    cv2.LUT on a (H, W) uint8 map is ~5x faster than numpy's table lookup or `np.isin` (0.3 ms at 1024x768).
+    """
+    table = np.zeros(256, dtype=np.uint8)
+    table[[int(label) for label in labels]] = value
+    return table
+
+
+def has_label(parsing: np.ndarray, labels: Iterable[int]) -> np.ndarray:
+    """(H, W) bool: where `parsing` (H, W) uint8 holds one of `labels`."""
+    return cv2.LUT(parsing, label_table(labels, value=1)).view(bool)
+
+
 LABEL_NAMES: tuple[str, ...] = tuple(label.name.lower() for label in Label)
 
 # Colours for pictures of parsing maps (RGB), one per internal label.

@@ -36,6 +36,7 @@ import numpy as np
 
 from fipviton.data.sample import Category
 from fipviton.labels import Label
+from fipviton.regions import components_touching_border
 
 if TYPE_CHECKING:
     from fipviton.analysis.parser import HumanParser
@@ -159,10 +160,8 @@ def garment_mask(image: np.ndarray, return_background: bool = False) -> np.ndarr
 
     candidate = (dist < color_tol) & (grad < edge_tol)
     # Flood fill from the border through background-like pixels.
-    _, labels = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=4)
-    touching = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    touching = touching[touching > 0]
-    background = np.isin(labels, touching)
+    count, labels = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=4)
+    background = components_touching_border(labels, count)
     # The edge test also stops the fill one or two pixels outside the outline (the gradient is wide there)
     # and JPEG ringing leaves a halo: regrow the background into colour-close pixels next to it.
     grow_kernel = np.ones((3, 3), np.uint8)

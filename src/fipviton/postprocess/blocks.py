@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 
 from fipviton.data.sample import Category
-from fipviton.labels import Label
+from fipviton.labels import Label, has_label
+from fipviton.regions import components_touching_border
 
 BLENDS = ("poisson", "feather")
 # SOR sweeps of the band Poisson solve per pixel of band width: 4 leaves < 1 grey level of error (measured
@@ -234,7 +235,7 @@ def identity_mask(
     if person_mask is not None:
         check_mask("person_mask", person_mask, hw)
 
-    identity = _has_label(parsing, IDENTITY_LABELS[category])
+    identity = has_label(parsing, IDENTITY_LABELS[category])
     keep = identity.copy()
     on_person = _enclosed_background(parsing)
     if config.restore_background:
@@ -269,22 +270,11 @@ def _backdrop(
     return backdrop & ~person_mask if person_mask is not None else backdrop
 
 
-def _has_label(parsing: np.ndarray, labels: frozenset[Label]) -> np.ndarray:
-    """(H, W) bool: `parsing` (H, W) uint8 is one of `labels`. cv2.LUT: 0.3 ms at 1024x768, numpy's table
-    lookup 2 ms."""
-    table = np.zeros(256, dtype=np.uint8)
-    table[[int(label) for label in labels]] = 1
-    return cv2.LUT(parsing, table).view(bool)
-
-
 def _enclosed_background(parsing: np.ndarray) -> np.ndarray:
     """(H, W) bool: BACKGROUND-labelled pixels not 4-connected through background to the image border."""
-    background = (parsing == Label.BACKGROUND).view(np.uint8)
-    count, labels = cv2.connectedComponents(background, connectivity=4)
-    enclosed = np.ones(count, dtype=bool)
-    enclosed[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = False
-    enclosed[0] = False  # component 0: the labelled pixels
-    return enclosed[labels]
+    background = parsing == Label.BACKGROUND
+    count, labels = cv2.connectedComponents(background.view(np.uint8), connectivity=4)
+    return background & ~components_touching_border(labels, count)
 
 
 def _skin_bordered(patches: np.ndarray, parsing: np.ndarray, person_mask: np.ndarray | None) -> np.ndarray:
@@ -303,7 +293,7 @@ def _skin_bordered(patches: np.ndarray, parsing: np.ndarray, person_mask: np.nda
     ring = ~patches & (parsing != Label.BACKGROUND) & (owner > 0)
     if person_mask is not None:
         ring &= person_mask[crop]
-    skin = _has_label(parsing, _SKIN)
+    skin = has_label(parsing, _SKIN)
     on_skin = np.bincount(owner[ring & skin], minlength=count)
     on_any = np.bincount(owner[ring], minlength=count)
     kept = (on_skin > 0) & (on_skin >= MIN_SKIN_BORDER * on_any)

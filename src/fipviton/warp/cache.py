@@ -46,6 +46,7 @@ MAPS_CODE = (
     "fipviton.bodyparts",
     "fipviton.agnostic.build",
     "fipviton.agnostic.geometry",
+    "fipviton.regions",
     "fipviton.analysis.body_parts",
 )
 CATEGORIES: tuple[Category, ...] = tuple(Category)
