@@ -82,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     garment = load_image(garment_photo) if garment_photo.is_file() else image
 
     try:
-        human_parser = HumanParser.from_pretrained(args.parser_weights)
+        # As the pipeline loads it (`load_parser`): BatchNorm fused into the convolutions.
+        human_parser = HumanParser.from_pretrained(args.parser_weights).fuse_batchnorm()
         parser_note = "trained weights"
     except WeightsError:
-        human_parser = HumanParser(ParserConfig()).eval()
+        human_parser = HumanParser(ParserConfig()).fuse_batchnorm()
         parser_note = "random weights, default config (same network and time as the shipped one)"
 
     report: dict[str, object] = {

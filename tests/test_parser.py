@@ -110,6 +110,25 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         HumanParser.from_pretrained(tmp_path / "missing")
 
 
+def test_fused_batchnorm_gives_the_same_logits_and_refuses_training(tmp_path: Path) -> None:
+    model = _tiny()
+    model.train()
+    model(torch.rand(4, 3, 64, 48))  # non-trivial BatchNorm statistics to fold
+    model.eval()
+    model.save_pretrained(tmp_path)
+    fused = HumanParser.from_pretrained(tmp_path).fuse_batchnorm()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.rand(2, 3, 64, 48)
+    with torch.no_grad():
+        reference, logits = model(x), fused(x)
+    assert torch.allclose(reference, logits, atol=1e-4) and not torch.equal(reference, torch.zeros_like(reference))
+    with pytest.raises(RuntimeError, match="cannot train"):
+        fused.train()
+    with pytest.raises(RuntimeError, match="cannot be saved"):
+        fused.save_pretrained(tmp_path / "fused")
+    assert not (tmp_path / "fused").exists()
+
+
 def test_logit_bias_changes_labels_and_round_trips(tmp_path: Path) -> None:
     model = _tiny()
     image = np.random.default_rng(2).integers(0, 256, (64, 48, 3), dtype=np.uint8)

@@ -66,7 +66,8 @@ _PARSERS: dict[str, HumanParser] = {}
 
 
 def load_parser(weights: str | Path | None = None) -> HumanParser:
-    """The human parser from `weights` (a folder), or the shipped weights; loaded once per folder.
+    """The human parser from `weights` (a folder), or the shipped weights, for inference (BatchNorm fused into
+    the convolutions: `HumanParser.fuse_batchnorm`); loaded once per folder.
 
     Raises `fipviton.errors.WeightsError` when the weights are missing.
     """
@@ -75,7 +76,7 @@ def load_parser(weights: str | Path | None = None) -> HumanParser:
     key = str(weights) if weights is not None else ""
     with _PARSER_LOCK:
         if key not in _PARSERS:
-            _PARSERS[key] = HumanParser.from_pretrained(weights)
+            _PARSERS[key] = HumanParser.from_pretrained(weights).fuse_batchnorm()
         return _PARSERS[key]
 
 

@@ -83,7 +83,7 @@ def run_eval_parser(args: argparse.Namespace) -> int:
                 pairs.append((split, pair))
     pairs = pairs[: args.limit] if args.limit else pairs
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = HumanParser.from_pretrained(args.weights, device=device)
+    model = HumanParser.from_pretrained(args.weights, device=device).fuse_batchnorm()  # as the pipeline runs it
 
     def samples():
         for split, pair in pairs:
