@@ -16,7 +16,7 @@ from fipviton.errors import ImageInputError, NoPersonError
 from fipviton.examples import example_pairs
 from fipviton.imageio import load_image
 from fipviton.labels import Label
-from fipviton.pipeline import STAGES, TryOnPipeline, apply_pad, pad_to_aspect, remove_pad
+from fipviton.pipeline import STAGES, TryOnPipeline, add_garment_detail, apply_pad, pad_to_aspect, remove_pad
 from fipviton.postprocess import PostProcessConfig
 
 torch.set_num_threads(2)
@@ -31,6 +31,28 @@ def pipeline() -> TryOnPipeline:
 def first_result(pipeline: TryOnPipeline):
     pair = example_pairs()[0]
     return pipeline(pair.person, pair.garment, pair.category)
+
+
+def test_garment_detail_on_the_garment_box_equals_the_whole_picture() -> None:
+    rng = np.random.default_rng(0)
+    height, width, size = 512, 384, (128, 96)
+    warped = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    generated = cv2.resize(cv2.resize(warped, size[::-1], interpolation=cv2.INTER_AREA), (width, height))
+    for box in ((slice(150, 400), slice(100, 300)), (slice(0, 300), slice(200, 384))):  # inside; at the border
+        mask = np.zeros((height, width), np.float32)
+        mask[box] = 1.0
+        # The definition, on the whole picture: the warped garment's band above the network's size, added
+        # where the mask eroded by two network pixels lies, with a blurred edge.
+        low = cv2.resize(cv2.resize(warped, size[::-1], interpolation=cv2.INTER_AREA), (width, height),
+                         interpolation=cv2.INTER_CUBIC).astype(np.float32)  # fmt: skip
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))
+        weight = cv2.GaussianBlur(cv2.erode(mask.astype(np.uint8), kernel).astype(np.float32), (0, 0), 4.0)
+        expected = np.clip(generated + (warped - low) * weight[..., None], 0, 255).round().astype(np.uint8)
+        result = add_garment_detail(generated, warped, mask, size)
+        assert np.array_equal(result, expected)
+        assert not np.array_equal(result[box], generated[box])
+    empty = np.zeros((height, width), np.float32)
+    assert np.array_equal(add_garment_detail(generated, warped, empty, size), generated)
 
 
 def test_pad_round_trip() -> None:
