@@ -9,6 +9,7 @@ the demo and the CLI use the estimators, through the same type.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -172,6 +173,19 @@ def restrict_to_person(parsing: np.ndarray, person_mask: np.ndarray) -> np.ndarr
     return restricted
 
 
+_POSE_WORKER: ThreadPoolExecutor | None = None
+_POSE_WORKER_LOCK = threading.Lock()
+
+
+def _pose_worker() -> ThreadPoolExecutor:
+    """One thread for pose estimation (MediaPipe's graphs serve one call at a time anyway)."""
+    global _POSE_WORKER
+    with _POSE_WORKER_LOCK:
+        if _POSE_WORKER is None:
+            _POSE_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fipviton-pose")
+        return _POSE_WORKER
+
+
 def analyze_person(
     image: np.ndarray,
     parser: HumanParser | None = None,
@@ -186,8 +200,15 @@ def analyze_person(
     """
     if parser is None:
         parser = load_parser()
-    pose = estimate_pose(image, category)
-    parsing = parse_photo(parser, image)
+    # Pose (MediaPipe's native graph) and parser (torch) release the GIL: run them side by side. 1024x768
+    # photo, 2-core CPU: 95 instead of 135 ms with one torch thread, 133 instead of 139 with two.
+    pose_result = _pose_worker().submit(estimate_pose, image, category)
+    try:
+        parsing = parse_photo(parser, image)
+    except BaseException:
+        pose_result.result()  # a NoPersonError says more than a parser failure on the same photo
+        raise
+    pose = pose_result.result()
     # Labels far from MediaPipe's silhouette are parser mistakes on the background, or other people.
     parsing = restrict_to_person(parsing, pose.person_mask)
     body_parts = derive_body_parts(parsing, pose.keypoints, pose.person_mask)
