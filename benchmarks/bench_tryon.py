@@ -93,7 +93,7 @@ def main() -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from fipviton.training.warp import cpu_has_fast_bf16
+    from fipviton.training.common import cpu_has_fast_bf16
 
     bf16 = args.precision == "bf16" or (args.precision == "auto" and cpu_has_fast_bf16())
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else nullcontext
