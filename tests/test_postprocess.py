@@ -23,6 +23,7 @@ from fipviton.postprocess import (
     postprocess,
     restore_identity,
 )
+from fipviton.postprocess.blocks import depth_alpha, seam_band
 
 FLAT = (90, 160, 90)  # the "generated" colour: nothing like skin, so a missing restore is obvious
 
@@ -92,6 +93,36 @@ def _ssim(a: np.ndarray, b: np.ndarray) -> float:
 def _run(scene: Scene, category: Category | str = "upper_body", **knobs: object) -> PostProcessResult:
     config = PostProcessConfig(**knobs)  # type: ignore[arg-type]
     return postprocess(scene.generated, scene.person, scene.agnostic, scene.parsing, scene.warped, category, config)
+
+
+def _blobs(seed: int, shape: tuple[int, int] = (160, 120)) -> np.ndarray:
+    """Random ellipses, some cut by the picture's edge."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, np.uint8)
+    for _ in range(3):
+        center = (int(rng.integers(-10, shape[1] + 10)), int(rng.integers(-10, shape[0] + 10)))
+        cv2.ellipse(mask, center, (int(rng.integers(5, 40)), int(rng.integers(5, 40))), 0, 0, 360, 1, -1)
+    return mask.astype(bool)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_seam_weights_on_the_region_box_equal_the_whole_picture(seed: int) -> None:
+    region, width = _blobs(seed), 6.0
+
+    def whole_picture_depth(inside: np.ndarray) -> np.ndarray:  # the definition: the picture's edge is no border
+        padded = cv2.copyMakeBorder(inside.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
+        depth = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+        return np.clip(depth / (width + 1.0), 0.0, 1.0) * inside
+
+    # Equal up to float rounding: OpenCV's transform differs by one ulp (6e-8) on some pixels with the size.
+    assert np.allclose(depth_alpha(region, width), whole_picture_depth(region), rtol=0, atol=1e-6)
+    near = 1.0 - whole_picture_depth(~region)
+    band, weight = seam_band(region, width)
+    assert np.array_equal(band[near > 1e-6], ((near > 0) & ~region)[near > 1e-6]) and not band[near <= 0].any()
+    assert np.allclose(weight, np.where(band | region, near, 0.0), rtol=0, atol=1e-6)
+    assert band.any() or not region.any()
+    empty = np.zeros_like(region)
+    assert not depth_alpha(empty, width).any() and not seam_band(empty, width)[0].any()
 
 
 def test_both_blocks_off_returns_generated() -> None:
