@@ -34,23 +34,6 @@ class Label(IntEnum):
 
 
 NUM_LABELS = len(Label)
-
-
-def label_table(labels: Iterable[int], value: int = 255) -> np.ndarray:
-    """(256,) uint8 lookup table for `cv2.LUT` on a label map: `value` at `labels`, 0 elsewhere.
-
-    cv2.LUT on a (H, W) uint8 map is ~5x faster than numpy's table lookup or `np.isin` (0.3 ms at 1024x768).
-    """
-    table = np.zeros(256, dtype=np.uint8)
-    table[[int(label) for label in labels]] = value
-    return table
-
-
-def has_label(parsing: np.ndarray, labels: Iterable[int]) -> np.ndarray:
-    """(H, W) bool: where `parsing` (H, W) uint8 holds one of `labels`."""
-    return cv2.LUT(parsing, label_table(labels, value=1)).view(bool)
-
-
 LABEL_NAMES: tuple[str, ...] = tuple(label.name.lower() for label in Label)
 
 # Colours for pictures of parsing maps (RGB), one per internal label.
@@ -134,6 +117,21 @@ def lookup_table(mapping: dict[int, Label]) -> np.ndarray:
     for source, target in mapping.items():
         table[source] = int(target)
     return table
+
+
+def label_table(labels: Iterable[int], value: int = 255) -> np.ndarray:
+    """(256,) uint8 lookup table for `cv2.LUT` on a label map: `value` at `labels`, 0 elsewhere.
+
+    cv2.LUT on a (H, W) uint8 map is ~5x faster than numpy's table lookup or `np.isin` (0.3 ms at 1024x768).
+    """
+    table = np.zeros(256, dtype=np.uint8)
+    table[[int(label) for label in labels]] = value
+    return table
+
+
+def has_label(parsing: np.ndarray, labels: Iterable[int]) -> np.ndarray:
+    """(H, W) bool: where `parsing` (H, W) uint8 holds one of `labels`."""
+    return cv2.LUT(parsing, label_table(labels, value=1)).view(bool)
 
 
 def map_labels(source: np.ndarray, mapping: dict[int, Label]) -> np.ndarray:

@@ -3,7 +3,7 @@
 Shared by the garment mask (the backdrop is what reaches the photo's border), the post-processing (background
 patches enclosed by the person) and the agnostic mask (mislabelled rows that touch a sleeve). Components are
 numbered as `cv2.connectedComponents` numbers them: 0 is every pixel outside the mask, 1..count-1 the
-components. A lookup table over the numbers replaces `np.isin`: ~2 ms instead of ~15 ms at 1024x768.
+components. A lookup table over the numbers replaces `np.isin`: 2.7 instead of 5.3 ms on a 1024x768 mask.
 """
 
 from __future__ import annotations
