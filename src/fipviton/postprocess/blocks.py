@@ -334,7 +334,7 @@ def seam_band(region: np.ndarray, width: float, allowed: np.ndarray | None = Non
     if w == 0:
         return band, weight
     # Only the region's box grown by the band can hold band pixels; the region lies inside it whole, so the
-    # distances to it are exact there.
+    # distances to it are the whole picture's there (up to a float ulp, see depth_alpha).
     reach = int(np.ceil(width)) + 2
     box = (slice(max(y - reach, 0), y + h + reach), slice(max(x - reach, 0), x + w + reach))
     inner = region[box]
