@@ -71,11 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     from fipviton.imageio import load_image
 
     data = Path(os.environ.get("FIPVITON_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+    if args.photo is not None and not args.photo.is_file():
+        parser.error(f"{args.photo}: no such file")
     photo = args.photo or data / "in_the_wild" / "person" / "model_5.png"
     if photo.is_file():
         image = load_image(photo)
         source = str(photo)
     else:
+        print(f"{photo} not found (set FIPVITON_DATA): timing a synthetic image, without pose", file=sys.stderr)
         image = np.random.default_rng(0).integers(0, 255, (1024, 768, 3), dtype=np.uint8)
         source = "synthetic 1024x768 noise"
     garment_photo = data / "in_the_wild" / "garment" / "upper_body" / "22790049_53294275_1000.jpg"

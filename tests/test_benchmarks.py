@@ -39,9 +39,14 @@ def test_fipviton_bench_reports_every_stage(capsys: pytest.CaptureFixture[str]) 
     assert report["ddim_steps"] == 2
 
 
-def test_bench_analysis_script() -> None:
+def test_bench_analysis_script(tmp_path: Path) -> None:
     report = _script("bench_analysis.py", "--repeat", "1", "--threads", "1")
     assert report["steps"]["parser"]["median_ms"] > 0 and report["size"] == "768x1024"
+    missing = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_analysis.py"), str(tmp_path / "missing.png")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "no such file" in missing.stderr
 
 
 def test_bench_postprocess_script() -> None:
