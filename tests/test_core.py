@@ -13,7 +13,7 @@ from fipviton.errors import ImageInputError, OutputPathError
 from fipviton.imageio import check_output_folder, load_image
 from fipviton.keypoints import BODY25_TO_INTERNAL, Keypoint, flip_keypoints, from_flat
 from fipviton.labels import VITON_PARSE_NEW, Label, flip_labels, has_label, label_table, map_labels
-from fipviton.regions import components_touching, components_touching_border
+from fipviton.regions import components_touching, components_touching_border, mask_box
 
 
 def test_flip_swaps_left_and_right_labels() -> None:
@@ -54,6 +54,16 @@ def test_components_touching_the_border_or_seeds() -> None:
     seeds[4, 4] = seeds[7, 7] = True  # one pixel of the enclosed square, one outside every component
     touching = components_touching(labels, seeds, count)
     assert touching.sum() == 4 and touching[3:5, 3:5].all()
+
+
+def test_mask_box_grows_within_the_picture() -> None:
+    mask = np.zeros((10, 8), bool)
+    assert mask_box(mask, 3) is None
+    mask[1:4, 5:7] = True
+    assert mask_box(mask) == (slice(1, 4), slice(5, 7))
+    assert mask_box(mask, 2) == (slice(0, 6), slice(3, 9))  # cut at 0; slicing stops at the edge
+    assert mask[mask_box(mask, 2)].sum() == mask.sum()
+    assert mask_box(mask.astype(np.uint8) * 255) == (slice(1, 4), slice(5, 7))
 
 
 def test_keypoint_flip_swaps_sides() -> None:

@@ -31,6 +31,7 @@ import torch
 
 from fipviton.data.sample import Category, TryOnSample
 from fipviton.imageio import ImageSource, load_image
+from fipviton.regions import mask_box
 
 if TYPE_CHECKING:
     from fipviton.agnostic import Agnostic
@@ -365,24 +366,21 @@ def add_garment_detail(
     height, width = generated.shape[:2]
     if (height, width) == tuple(size) or height * width < size[0] * size[1]:
         return generated
-    solid = (warped_mask >= 0.5).view(np.uint8)
-    x, y, w, h = cv2.boundingRect(solid)
-    if w == 0:
-        return generated
+    solid = warped_mask >= 0.5
     radius = max(1, round(2 * height / size[0]))
     sigma = radius / 2
     # Work on the garment's box grown by the erosion and blur reach (OpenCV's float kernel: 4 sigma): the
     # weight is exactly 0 beyond it, and the box's own border sees zeros as the whole picture would.
-    margin = radius + int(np.ceil(4 * sigma)) + 2
-    rows = slice(max(y - margin, 0), min(y + h + margin, height))
-    cols = slice(max(x - margin, 0), min(x + w + margin, width))
-    low = _resize(_resize(warped, size), (height, width))[rows, cols].astype(np.float32)
-    detail = warped[rows, cols].astype(np.float32) - low
+    box = mask_box(solid, radius + int(np.ceil(4 * sigma)) + 2)
+    if box is None:
+        return generated
+    low = _resize(_resize(warped, size), (height, width))[box].astype(np.float32)
+    detail = warped[box].astype(np.float32) - low
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    inside = cv2.erode(solid[rows, cols], kernel).astype(np.float32)
+    inside = cv2.erode(solid[box].view(np.uint8), kernel).astype(np.float32)
     weight = cv2.GaussianBlur(inside, (0, 0), sigma)[..., None]
     out = generated.copy()
-    out[rows, cols] = np.clip(generated[rows, cols].astype(np.float32) + detail * weight, 0, 255).round()
+    out[box] = np.clip(generated[box].astype(np.float32) + detail * weight, 0, 255).round()
     return out
 
 

@@ -1,4 +1,4 @@
-"""Connected components of a mask: which of them touch the image border, or a set of seed pixels.
+"""Regions of a mask: its bounding box; which connected components touch the image border, or seed pixels.
 
 Shared by the garment mask (the backdrop is what reaches the photo's border), the post-processing (background
 patches enclosed by the person) and the agnostic mask (mislabelled rows that touch a sleeve). Components are
@@ -8,7 +8,18 @@ components. A lookup table over the numbers replaces `np.isin`: 2.7 instead of 5
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+
+
+def mask_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
+    """The bounding box of `mask` (H, W) bool or uint8 (non-zero = in), grown by `margin` pixels on each side
+    and cut to the picture, as (rows, columns) slices; None when the mask is empty. Work confined to it skips
+    the (usually larger) rest of the picture."""
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8) if mask.dtype == bool else mask)
+    if w == 0:
+        return None
+    return slice(max(y - margin, 0), y + h + margin), slice(max(x - margin, 0), x + w + margin)
 
 
 def components_touching(labels: np.ndarray, seeds: np.ndarray, count: int | None = None) -> np.ndarray:

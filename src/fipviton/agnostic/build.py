@@ -57,7 +57,7 @@ from fipviton.agnostic.geometry import (
 from fipviton.data.sample import Category
 from fipviton.keypoints import NUM_KEYPOINTS
 from fipviton.labels import Label, label_table
-from fipviton.regions import components_touching
+from fipviton.regions import components_touching, mask_box
 
 AGNOSTIC_GREY = 128  # the fill value of VITON-HD's agnostic-v3.2 images
 
@@ -215,8 +215,9 @@ def find_sleeve_ends(
     min_area = cfg.sleeve_min_area * body.unit**2
     long_sleeved = []
     for zone in zones:
-        x, y, w, h = cv2.boundingRect(zone)
-        box = (slice(y, y + h), slice(x, x + w))
+        box = mask_box(zone)
+        if box is None:
+            continue
         inside = zone[box] > 0
         sleeve = inside & (parsing[box] == Label.UPPER)
         if np.count_nonzero(sleeve) >= min_area:

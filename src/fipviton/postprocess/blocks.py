@@ -31,7 +31,7 @@ import numpy as np
 
 from fipviton.data.sample import Category
 from fipviton.labels import Label, has_label
-from fipviton.regions import components_touching_border
+from fipviton.regions import components_touching_border, mask_box
 
 BLENDS = ("poisson", "feather")
 # SOR sweeps of the band Poisson solve per pixel of band width: 4 leaves < 1 grey level of error (measured
@@ -157,16 +157,14 @@ def depth_alpha(region: np.ndarray, width: float) -> np.ndarray:
     band of `width` pixels lies inside the region and everything deeper is 1 exactly. Image borders are not
     region borders (no seam is wanted where the region leaves the picture).
     """
-    inside = region.astype(np.uint8)
     alpha = np.zeros(region.shape, np.float32)
-    x, y, w, h = cv2.boundingRect(inside)
-    if w == 0:
-        return alpha
     # The transform runs on the region's box grown by one pixel, a ring outside the region: every pixel of the
     # box has a nearest outside pixel in it, so the distances are those of the whole picture (up to one float
     # ulp: OpenCV's rounding depends on the size) at half the cost.
-    box = (slice(max(y - 1, 0), y + h + 1), slice(max(x - 1, 0), x + w + 1))
-    inside = inside[box]
+    box = mask_box(region, 1)
+    if box is None:
+        return alpha
+    inside = region[box].astype(np.uint8)
     if width <= 0:
         alpha[box] = inside
         return alpha
@@ -293,10 +291,9 @@ def _skin_bordered(patches: np.ndarray, parsing: np.ndarray, person_mask: np.nda
     inside `person_mask` when given, is at least `MIN_SKIN_BORDER` bare skin (`_SKIN`)."""
     chosen = np.zeros_like(patches)
     # Work on the patches' bounding box grown by the ring: patches are small, the picture is not.
-    x, y, w, h = cv2.boundingRect(patches.view(np.uint8))
-    if w == 0:
+    crop = mask_box(patches, 1)
+    if crop is None:
         return chosen
-    crop = (slice(max(y - 1, 0), y + h + 1), slice(max(x - 1, 0), x + w + 1))
     patches, parsing = patches[crop], parsing[crop]
     count, labels = cv2.connectedComponents(patches.view(np.uint8), connectivity=8)
     # Each ring pixel belongs to the patch next to it (the largest label among its 8 neighbours).
@@ -330,13 +327,11 @@ def seam_band(region: np.ndarray, width: float, allowed: np.ndarray | None = Non
     """
     band = np.zeros_like(region)
     weight = np.zeros(region.shape, np.float32)
-    x, y, w, h = cv2.boundingRect(region.view(np.uint8))
-    if w == 0:
-        return band, weight
     # Only the region's box grown by the band can hold band pixels; the region lies inside it whole, so the
     # distances to it are the whole picture's there (up to a float ulp, see depth_alpha).
-    reach = int(np.ceil(width)) + 2
-    box = (slice(max(y - reach, 0), y + h + reach), slice(max(x - reach, 0), x + w + reach))
+    box = mask_box(region, int(np.ceil(width)) + 2)
+    if box is None:
+        return band, weight
     inner = region[box]
     near = 1.0 - depth_alpha(~inner, width)  # depth outside the region, so the region itself keeps 1
     band[box] = (near > 0) & ~inner
