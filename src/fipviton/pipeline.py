@@ -16,6 +16,11 @@
 
 Any person-photo aspect ratio works: the network's frame is 4:3 (H:W), so the photo is padded (edge pixels
 repeated) to that aspect before the analysis, and the result is cropped back to the photo's own size.
+
+Any framing works too (`fipviton.framing`): for an upper-body garment, a photo that shows more of the person
+than VITON's head-to-thighs frame (a full-body shot) is tried on in a crop framed like VITON, analysed again
+at that crop's resolution, and the result is pasted back into the photo; the garment photo is re-framed like
+VITON's garment photos (centred, filling the width, 3:4) before the warp and the garment encoder see it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 import torch
 
 from fipviton.data.sample import Category, TryOnSample
+from fipviton.framing import Window, crop, frame_garment, paste, person_frame
 from fipviton.imageio import ImageSource, load_image
 from fipviton.regions import mask_box
 
@@ -67,6 +73,9 @@ class TryOnResult:
                       size, resized).
     restored_mask:    (H, W) bool, identity pixels the conditional post-processing restored.
     steps:            try-on network calls (1 = the single-step method; N = N-step DDIM).
+    frame:            (top, left, height, width) of the crop of the photo that the try-on ran on
+                      (`fipviton.framing.person_frame`; the maps outside it are the whole photo's analysis,
+                      the original photo, or empty), or None when it ran on the whole photo.
     warnings:         notes for the user (several people found, odd garment photo, ...).
     timings:          seconds per stage (`STAGES`) and "total".
     """
@@ -84,6 +93,7 @@ class TryOnResult:
     noise_condition: np.ndarray
     restored_mask: np.ndarray
     steps: int = 1
+    frame: Window | None = None
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -159,6 +169,8 @@ class TryOnPipeline:
     steps:       try-on network calls per image: 1 (the single-step method) or N for an N-step DDIM run.
     garment_detail: add the full-resolution warped garment's fine detail to the upsampled try-on output
                  (`add_garment_detail`); only matters when the photo is larger than the network's size.
+    framing:     frame the person and the garment like the training photos (`fipviton.framing`); False runs
+                 the networks on the photos as they are (the behaviour before 2026-11-27).
     """
 
     def __init__(
@@ -169,6 +181,7 @@ class TryOnPipeline:
         postprocess: PostProcessConfig | None = None,
         steps: int = 1,
         garment_detail: bool = True,
+        framing: bool = True,
     ) -> None:
         from fipviton.postprocess import PostProcessConfig
 
@@ -178,6 +191,7 @@ class TryOnPipeline:
         self.postprocess = postprocess or PostProcessConfig()
         self.steps = steps
         self.garment_detail = garment_detail
+        self.framing = framing
         image_h, image_w = tryon.config.image_size
         self.aspect = image_h / image_w
 
@@ -193,7 +207,7 @@ class TryOnPipeline:
         """Load the three networks (None: the weights shipped in the package; no network access).
 
         Raises `fipviton.errors.WeightsError` when a weights folder is missing or does not match.
-        Extra keyword arguments go to the constructor (`postprocess`, `steps`).
+        Extra keyword arguments go to the constructor (`postprocess`, `steps`, `garment_detail`, `framing`).
         """
         from fipviton.analysis.person import load_parser
         from fipviton.tryon import TryOnModel
@@ -226,6 +240,7 @@ class TryOnPipeline:
         """
         from fipviton.analysis.garment import analyze_garment
         from fipviton.analysis.person import analyze_person
+        from fipviton.errors import NoPersonError
 
         category = Category(category)
         start = time.perf_counter()
@@ -240,8 +255,22 @@ class TryOnPipeline:
             if garment_mask.shape != garment_rgb.shape[:2]:
                 raise ValueError(f"garment_mask must be {garment_rgb.shape[:2]}, got {garment_mask.shape}")
             garment_analysis.mask = garment_mask
+        window = self.person_window(analysis, framed.shape, category)
+        whole = analysis
+        if window is not None:
+            # Analysed again at the crop's resolution: the parser sees the torso several times larger.
+            try:
+                analysis = analyze_person(crop(framed, window), parser=self.parser, category=category)
+            except NoPersonError:  # the crop lost what the whole photo showed: try on the whole photo
+                window = None
+            else:
+                analysis.warnings = _merge_warnings(whole.warnings, analysis.warnings)
         timings = {"analysis": time.perf_counter() - start}
-        result = self._run(framed, garment_rgb, garment_analysis, analysis, category, seed, timings)
+        if window is None:
+            result = self._run(framed, garment_rgb, garment_analysis, analysis, category, seed, timings)
+        else:
+            result = self._run(crop(framed, window), garment_rgb, garment_analysis, analysis, category, seed, timings)
+            result = _place_result(result, window, framed, whole)
         result = _crop_result(result, pad, person_rgb)
         result.timings["total"] = time.perf_counter() - start
         return result
@@ -265,9 +294,23 @@ class TryOnPipeline:
         else:
             garment_analysis = analyze_garment(sample.garment, sample.category, parser=self.parser)
         timings = {"analysis": time.perf_counter() - start}
-        result = self._run(sample.person, sample.garment, garment_analysis, analysis, sample.category, seed, timings)
+        category = sample.category
+        window = self.person_window(analysis, sample.person.shape, category)
+        if window is None:
+            result = self._run(sample.person, sample.garment, garment_analysis, analysis, category, seed, timings)
+        else:  # the dataset's maps are cropped (they are at the photo's resolution already)
+            person = crop(sample.person, window)
+            cropped = _crop_analysis(analysis, window)
+            result = self._run(person, sample.garment, garment_analysis, cropped, category, seed, timings)
+            result = _place_result(result, window, sample.person, analysis)
         result.timings["total"] = time.perf_counter() - start
         return result
+
+    def person_window(self, analysis: PersonAnalysis, shape: tuple[int, ...], category: Category) -> Window | None:
+        """The crop of the person photo (of `shape`) to try on in (`fipviton.framing.person_frame`), or None."""
+        if not self.framing:
+            return None
+        return person_frame(analysis.keypoints, shape, tuple(self.tryon.config.image_size), category)
 
     @torch.no_grad()
     def _run(
@@ -295,9 +338,14 @@ class TryOnPipeline:
         warp_input = person_input_from_maps(
             analysis.body_parts, agnostic.parsing, analysis.keypoints, tuple(self.warp.config.size)
         )
+        size = tuple(self.tryon.config.image_size)
+        # What the networks see of the garment: framed like the training garments (unchanged when it already is).
+        net_garment, net_garment_mask = garment, garment_analysis.mask
+        if self.framing:
+            net_garment, net_garment_mask = frame_garment(garment, garment_analysis.mask, size)
         warp_out = self.warp(
-            image_to_tensor(garment)[None].to(device),
-            mask_to_tensor(garment_analysis.mask)[None].to(device),
+            image_to_tensor(net_garment)[None].to(device),
+            mask_to_tensor(net_garment_mask)[None].to(device),
             warp_input.to(device),
             size=(height, width),
         )
@@ -306,14 +354,13 @@ class TryOnPipeline:
         timings["warp"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        size = tuple(self.tryon.config.image_size)
         item = {
             "person": _resize(person, size),
             "agnostic_mask": (_resize(agnostic.mask.astype(np.float32), size) > 0.5).astype(np.uint8),
             "warped": _resize(warped, size),
             "warped_mask": np.round(_resize(warped_mask, size).clip(0, 1) * 255).astype(np.uint8),
             "body_parts": _resize(analysis.body_parts, size, nearest=True),
-            "garment": garment,
+            "garment": net_garment,
         }
         inputs = inputs_from_arrays([item])
         inputs.person = None  # inference never sees the ground truth
@@ -435,4 +482,100 @@ def _crop_result(result: TryOnResult, pad: Pad, person: np.ndarray) -> TryOnResu
         warped_mask=remove_pad(result.warped_mask, pad),
         noise_condition=remove_pad(result.noise_condition, pad),
         restored_mask=remove_pad(result.restored_mask, pad),
+    )
+
+
+def _merge_warnings(first: list[str], second: list[str]) -> list[str]:
+    """Both lists' warnings, each once, in order."""
+    return list(dict.fromkeys([*first, *second]))
+
+
+def _shift_keypoints(keypoints: np.ndarray, dx: float, dy: float, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """(18, 3) keypoints moved by (dx, dy); with `shape`, points that land outside (H, W) become missing."""
+    out = keypoints.copy()
+    present = out[:, 2] > 0
+    out[present, 0] += dx
+    out[present, 1] += dy
+    if shape is not None:
+        outside = present & ((out[:, 0] < 0) | (out[:, 1] < 0) | (out[:, 0] >= shape[1]) | (out[:, 1] >= shape[0]))
+        out[outside] = 0
+    return out
+
+
+def _shift_box(box: tuple[int, int, int, int] | None, dx: int, dy: int, shape: tuple[int, ...]):
+    """A face box (x0, y0, x1, y1) moved by (dx, dy) and cut to (H, W); None when nothing of it is left."""
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    x0, y0 = max(0, x0 + dx), max(0, y0 + dy)
+    x1, y1 = min(shape[1], x1 + dx), min(shape[0], y1 + dy)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def _crop_analysis(analysis: PersonAnalysis, window: Window) -> PersonAnalysis:
+    """A person analysis of the whole photo, cut to `window` (top, left, height, width) of it."""
+    from dataclasses import replace
+
+    top, left, height, width = window
+    return replace(
+        analysis,
+        keypoints=_shift_keypoints(analysis.keypoints, -left, -top, (height, width)),
+        parsing=crop(analysis.parsing, window).copy(),
+        body_parts=crop(analysis.body_parts, window).copy(),
+        person_mask=crop(analysis.person_mask, window).copy(),
+        face_box=_shift_box(analysis.face_box, -left, -top, (height, width)),
+        warnings=list(analysis.warnings),
+    )
+
+
+def _place_result(result: TryOnResult, window: Window, photo: np.ndarray, whole: PersonAnalysis) -> TryOnResult:
+    """Bring a try-on made in `window` of `photo` (H, W, 3) back to the whole photo.
+
+    The images outside the window are the photo (its pixels are not repainted), the analysis maps there are
+    `whole` (the whole photo's analysis), and the warped garment and the masks are empty there.
+    """
+    from dataclasses import replace
+
+    from fipviton.agnostic import Agnostic
+    from fipviton.analysis.person import PersonAnalysis
+
+    top, left = window[0], window[1]
+    shape = photo.shape[:2]
+
+    def empty(part: np.ndarray, value: float = 0) -> np.ndarray:
+        return np.full(shape + part.shape[2:], value, part.dtype)
+
+    inner = result.analysis
+    keypoints = _shift_keypoints(inner.keypoints, left, top)
+    missing = keypoints[:, 2] <= 0  # e.g. knees and ankles below the window: the whole photo's estimate
+    keypoints[missing] = whole.keypoints[missing]
+    face_box = _shift_box(inner.face_box, left, top, shape) if inner.face_box is not None else whole.face_box
+    analysis = PersonAnalysis(
+        keypoints=keypoints,
+        parsing=paste(whole.parsing, inner.parsing, window),
+        body_parts=paste(whole.body_parts, inner.body_parts, window),
+        person_mask=paste(whole.person_mask, inner.person_mask, window),
+        face_box=face_box,
+        warnings=inner.warnings,
+        sources=inner.sources,
+    )
+    agnostic = Agnostic(
+        mask=paste(empty(result.agnostic.mask), result.agnostic.mask, window),
+        image=paste(photo, result.agnostic.image, window),
+        parsing=paste(whole.parsing, result.agnostic.parsing, window),
+        category=result.agnostic.category,
+        person_parsing=paste(whole.parsing, result.agnostic.person_parsing, window),
+    )
+    return replace(
+        result,
+        image=paste(photo, result.image, window),
+        generated=paste(photo, result.generated, window),
+        person=photo,
+        analysis=analysis,
+        agnostic=agnostic,
+        warped=paste(empty(result.warped, 255), result.warped, window),
+        warped_mask=paste(empty(result.warped_mask), result.warped_mask, window),
+        noise_condition=paste(photo, result.noise_condition, window),
+        restored_mask=paste(empty(result.restored_mask), result.restored_mask, window),
+        frame=window,
     )

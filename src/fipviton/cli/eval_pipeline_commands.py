@@ -75,6 +75,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--limit", type=_positive, default=None, help="only the first N pairs of each category")
     parser.add_argument("--steps", type=_positive, default=1, help="try-on network calls: 1 = single step, N = DDIM")
     parser.add_argument("--seed", type=int, default=0, help="seed of the try-on noise and of the KID subsets")
+    parser.add_argument(
+        "--no-framing",
+        dest="framing",
+        action="store_false",
+        help="run the networks on the photos as they are (no person crop, no garment re-framing)",
+    )
     parser.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's choice)")
     weights = parser.add_argument_group("standard metric weights (local files; see fipviton.eval.metrics)")
     weights.add_argument("--inception", type=Path, default=None, help="clean-fid's inception-2015-12-05.pt (FID/KID)")
@@ -124,6 +130,7 @@ def run_eval_pipeline(args: argparse.Namespace) -> int:
         repaint=args.repaint,
         limit=args.limit,
         steps=args.steps,
+        framing=args.framing,
         weights=MetricWeights(**{name: getattr(args, name) for name in _OPTIONAL_PATHS}),
         command=command_line(args),
         seed=args.seed,

@@ -66,6 +66,13 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--seed", type=int, default=0, help="noise seed (results are deterministic)")
     parser.add_argument("--overwrite", action="store_true", help="one pair: replace an existing output file")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--no-framing",
+        dest="framing",
+        action="store_false",
+        help="run the networks on the photos as they are, not on a person crop and a garment framed like the "
+        "training photos (see fipviton.framing)",
+    )
     for name in ("parser", "warp", "tryon"):
         parser.add_argument(
             f"--{name}-weights", type=Path, default=None, metavar="DIR", help=f"{name} weights (default: shipped)"
@@ -90,7 +97,11 @@ def _load_pipeline(args: argparse.Namespace) -> TryOnPipeline:
     from fipviton.pipeline import TryOnPipeline
 
     return TryOnPipeline.from_pretrained(
-        parser=args.parser_weights, warp=args.warp_weights, tryon=args.tryon_weights, steps=args.steps
+        parser=args.parser_weights,
+        warp=args.warp_weights,
+        tryon=args.tryon_weights,
+        steps=args.steps,
+        framing=args.framing,
     )
 
 

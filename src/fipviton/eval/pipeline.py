@@ -81,6 +81,7 @@ class PipelineEvalOptions:
     size:    (H, W) evaluation resolution; None = each sample's own resolution.
     repaint: True scores only the final image, False only the raw network output, None both.
     limit:   the first N pairs of each category (None = all).
+    framing: try on in a person crop and a garment framed like the training photos (`fipviton.framing`).
     command: the command line to record in the report.
     """
 
@@ -93,6 +94,7 @@ class PipelineEvalOptions:
     repaint: bool | None = None
     limit: int | None = None
     steps: int = 1
+    framing: bool = True
     weights: MetricWeights = field(default_factory=MetricWeights)
     command: str = ""
     seed: int = 0
@@ -286,8 +288,8 @@ def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def evaluate_pipeline(options: PipelineEvalOptions, pipeline=None, progress=None) -> dict | None:
     """Run the evaluation (see the module docstring); the main process returns `metrics.json`'s content.
 
-    pipeline: a `TryOnPipeline` (None: `TryOnPipeline.from_pretrained(steps=options.steps)` on the process's
-    device). progress: called as progress(done, total) after each of this process's pairs. Other processes
+    pipeline: a `TryOnPipeline` (None: `TryOnPipeline.from_pretrained` with the options' steps and framing, on
+    the process's device). progress: called as progress(done, total) after each of this process's pairs. Other processes
     return None. Raises `FipvitonError` subclasses for bad data, out folders and weight files.
     """
     from accelerate import PartialState
@@ -304,7 +306,7 @@ def evaluate_pipeline(options: PipelineEvalOptions, pipeline=None, progress=None
     if pipeline is None:
         from fipviton.pipeline import TryOnPipeline
 
-        pipeline = TryOnPipeline.from_pretrained(device=device, steps=options.steps)
+        pipeline = TryOnPipeline.from_pretrained(device=device, steps=options.steps, framing=options.framing)
 
     parts = options.out / "parts"
     if state.is_main_process:
@@ -505,6 +507,7 @@ def aggregate(
             "native_sizes": sorted({row["native_size"] for row in ok}),
             "resized": bool(options.size) and any(row["native_size"] != _size_text(options.size) for row in ok),
             "steps": options.steps,
+            "framing": options.framing,
             "modes": list(options.modes),
             "limit": options.limit,
             "seed": options.seed,

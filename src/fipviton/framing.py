@@ -1,0 +1,171 @@
+"""Framing: show the networks a person and a garment the way their training photos showed them.
+
+The warping and try-on networks were trained on VITON, whose 256x192 person photos all show a person from the
+head to the thighs and whose garment photos show one garment that fills the frame's width. A user's photo
+rarely looks like that: a full-body shot puts the torso into a fifth of the picture, so at the networks' size
+the garment has a few dozen pixels and the warp, which learnt VITON's scale, lands it wrongly; a square
+product photo is squeezed to 3:4 on its way into the warp, and a garment with wide margins is small in it.
+So the pipeline tries the garment on in a crop of the person photo framed like VITON (`person_frame`) and
+pastes the result back, and gives the networks the garment re-framed like VITON (`frame_garment`). Photos
+that are already framed that way (VITON's, VITON-HD's) are left as they are: both functions then do nothing.
+
+The proportions are medians measured on VITON's training split (its keypoints and cloth masks):
+* person (2,991 photos with the five points; COCO-18 keypoints): the neck at 0.328 of the height from the
+  top, the middle of the hips at 0.787, so the neck-to-hips distance is 0.462 of the height;
+* garment (2,000 cloth masks): the garment's box spans 0.94 of the width (when the width binds) and at most
+  0.88 of the height, its top at 0.06 of the height.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from fipviton.data.sample import Category
+from fipviton.keypoints import Keypoint
+
+# (top, left, height, width) in pixels of the photo.
+Window = tuple[int, int, int, int]
+
+NECK_Y = 0.328  # the neck's height in VITON's person frame, as a fraction of the frame's height
+TORSO = 0.462  # neck-to-hips distance / frame height
+GARMENT_WIDTH = 0.94  # garment box width / frame width
+GARMENT_HEIGHT = 0.88  # the most of the frame's height a garment box takes
+GARMENT_TOP = 0.06  # garment box top / frame height
+# A photo is framed well enough when the person lies in it as in 98% of VITON's photos: the VITON window
+# at most this much smaller than the photo (VITON's 99th percentile: 1.33), the neck and the body's middle
+# within these fractions of the height and width (VITON's 1st to 99th percentiles: 0.26-0.43, 0.37-0.63).
+MAX_ZOOM = 1.33
+NECK_RANGE = (0.25, 0.44)
+CENTRE_RANGE = (0.35, 0.65)
+# A garment box filling at least this much of a 3:4 photo's width or height is framed well enough (VITON's
+# 10th percentiles: 0.81 of the width, 0.73 of the height).
+FILLED_WIDTH, FILLED_HEIGHT = 0.8, 0.73
+# Keypoints the person frame must contain (with MARGIN of the frame's size to spare): raised or spread arms
+# and the head must not be cut by the crop, or the repainted region would end at its edge.
+_CONTAINED = (
+    Keypoint.NOSE, Keypoint.RIGHT_ELBOW, Keypoint.RIGHT_WRIST, Keypoint.LEFT_ELBOW, Keypoint.LEFT_WRIST,
+    Keypoint.RIGHT_SHOULDER, Keypoint.LEFT_SHOULDER, Keypoint.RIGHT_HIP, Keypoint.LEFT_HIP,
+)  # fmt: skip
+MARGIN = 0.06
+MIN_CONFIDENCE = 0.3
+
+
+def person_frame(
+    keypoints: np.ndarray, image_shape: Sequence[int], size: Sequence[int], category: Category | str
+) -> Window | None:
+    """The window of the person photo that frames the person like VITON, or None to use the whole photo.
+
+    keypoints: (18, 3) float32 COCO-18 (`fipviton.keypoints`), x/y in pixels of the photo, confidence in
+    [0, 1]; image_shape: (H, W, ...) of the photo; size: the networks' (h, w) (the window has that aspect).
+    None when the category is not `upper_body` (VITON's framing is an upper-body one), when the neck or a hip
+    is not found, when the person is closer than VITON's window, or when the photo already frames the person
+    as VITON's photos do (`MAX_ZOOM`, `NECK_RANGE`, `CENTRE_RANGE`). The window lies
+    inside the photo: it is moved, not cut, where it would cross an edge, and it is grown to contain the head,
+    shoulders, arms and hips that were found.
+    """
+    if Category(category) != Category.UPPER_BODY:
+        return None
+    height, width = int(image_shape[0]), int(image_shape[1])
+    aspect = size[1] / size[0]  # width / height
+    points = np.asarray(keypoints, np.float32)
+    needed = (Keypoint.NECK, Keypoint.RIGHT_HIP, Keypoint.LEFT_HIP)
+    if (points[list(needed), 2] < MIN_CONFIDENCE).any():
+        return None
+    neck = points[Keypoint.NECK, :2]
+    hips = (points[Keypoint.RIGHT_HIP, :2] + points[Keypoint.LEFT_HIP, :2]) / 2
+    frame_h = float(np.linalg.norm(hips - neck)) / TORSO
+    centre_x = float(neck[0] + hips[0]) / 2
+    top = float(neck[1]) - NECK_Y * frame_h
+
+    seen = points[list(_CONTAINED)]
+    seen = seen[seen[:, 2] >= MIN_CONFIDENCE, :2]
+    if len(seen):
+        # Grow (about the frame's centre) until every found point lies MARGIN inside it.
+        centre_y = top + frame_h / 2
+        half_w = np.abs(seen[:, 0] - centre_x).max()
+        half_h = np.abs(seen[:, 1] - centre_y).max()
+        need = max(half_w / aspect, half_h) / (0.5 - MARGIN)
+        if need > frame_h:
+            top = centre_y - need / 2
+            frame_h = need
+    if frame_h > height or frame_h * aspect > width:
+        return None  # the person is closer than in VITON's photos: a window cannot zoom out
+    in_range = (
+        height <= MAX_ZOOM * frame_h
+        and NECK_RANGE[0] <= float(neck[1]) / height <= NECK_RANGE[1]
+        and CENTRE_RANGE[0] <= centre_x / width <= CENTRE_RANGE[1]
+    )
+    if in_range:
+        return None
+    frame_h_px = max(round(frame_h), 2)
+    frame_w_px = max(round(frame_h_px * aspect), 2)
+    top_px = round(min(max(top, 0.0), height - frame_h_px))
+    left_px = round(min(max(centre_x - frame_w_px / 2, 0.0), width - frame_w_px))
+    return top_px, left_px, frame_h_px, frame_w_px
+
+
+def garment_frame(mask: np.ndarray, size: Sequence[int]) -> Window | None:
+    """Where the garment photo's pixels go on a canvas framed like VITON's garment photos, or None when the
+    photo is already framed so.
+
+    mask: (h, w) bool, the garment. size: the networks' (H, W) (the canvas has that aspect). Returns
+    (top, left, canvas height, canvas width) with top/left the offset of the garment's bounding box on the
+    canvas; None when the mask is empty or when the photo has the canvas's aspect and its garment fills at
+    least FILLED_WIDTH of its width or FILLED_HEIGHT of its height (as 90% of VITON's cloth photos do).
+    """
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return None
+    box_h, box_w = int(ys.max()) + 1 - int(ys.min()), int(xs.max()) + 1 - int(xs.min())
+    aspect = size[1] / size[0]  # width / height
+    h, w = mask.shape[:2]
+    if abs(w / h - aspect) < 0.02 * aspect and (box_w >= FILLED_WIDTH * w or box_h >= FILLED_HEIGHT * h):
+        return None
+    canvas_w = max(box_w / GARMENT_WIDTH, box_h / GARMENT_HEIGHT * aspect)
+    canvas_h = round(canvas_w / aspect)
+    canvas_w = round(canvas_h * aspect)
+    top = round(min(GARMENT_TOP * canvas_h, (canvas_h - box_h) / 2))
+    left = (canvas_w - box_w) // 2
+    return top, left, canvas_h, canvas_w
+
+
+def frame_garment(
+    image: np.ndarray, mask: np.ndarray, size: Sequence[int], fill: int = 255
+) -> tuple[np.ndarray, np.ndarray]:
+    """The garment photo and its mask on a canvas framed like VITON's (`garment_frame`); unchanged when the
+    photo is already framed so.
+
+    image: (h, w, 3) uint8 RGB; mask: (h, w) bool; size: the networks' (H, W). Returns ((H', W', 3) uint8,
+    (H', W') bool) with H'/W' = H/W. Pixels off the garment become `fill` (VITON's garments lie on white).
+    """
+    window = garment_frame(mask, size)
+    if window is None:
+        return image, mask
+    top, left, canvas_h, canvas_w = window
+    ys, xs = np.nonzero(mask)
+    rows = slice(int(ys.min()), int(ys.max()) + 1)
+    cols = slice(int(xs.min()), int(xs.max()) + 1)
+    box_mask = mask[rows, cols].astype(bool)
+    box_h, box_w = box_mask.shape
+    framed = np.full((canvas_h, canvas_w, 3), fill, np.uint8)
+    framed_mask = np.zeros((canvas_h, canvas_w), bool)
+    target = (slice(top, top + box_h), slice(left, left + box_w))
+    framed[target] = np.where(box_mask[..., None], image[rows, cols], np.uint8(fill))
+    framed_mask[target] = box_mask
+    return framed, framed_mask
+
+
+def crop(image: np.ndarray, window: Window) -> np.ndarray:
+    """The window (top, left, height, width) of an (H, W, ...) array (a view)."""
+    top, left, height, width = window
+    return image[top : top + height, left : left + width]
+
+
+def paste(canvas: np.ndarray, part: np.ndarray, window: Window) -> np.ndarray:
+    """A copy of `canvas` (H, W, ...) with `part` (height, width, ...) written into the window."""
+    out = canvas.copy()
+    top, left, height, width = window
+    out[top : top + height, left : left + width] = part
+    return out
