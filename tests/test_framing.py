@@ -78,7 +78,7 @@ def test_garment_on_a_square_photo_is_framed_like_viton() -> None:
     framed, framed_mask = frame_garment(image, mask, SIZE)
     assert abs(framed.shape[1] / framed.shape[0] - 0.75) < 0.01
     assert framed_mask.sum() == mask.sum()
-    ys, xs = np.nonzero(framed_mask)
+    xs = np.nonzero(framed_mask)[1]
     assert abs((xs.max() + 1 - xs.min()) / framed.shape[1] - GARMENT_WIDTH) < 0.01  # the width binds here
     assert np.array_equal(framed[framed_mask], image[mask])  # the garment's pixels, unscaled
     assert (framed[~framed_mask] == 255).all()  # on white, as VITON's garments
@@ -144,3 +144,22 @@ def test_example_framed_like_viton_is_left_alone(pipeline) -> None:
     as_is = plain(pair.person, pair.garment, pair.category)
     assert framed.frame is None
     assert np.array_equal(framed.image, as_is.image)
+
+
+def test_data_framing_command(data_dir, capsys) -> None:
+    import json
+
+    from fipviton.cli import main
+
+    viton = require(data_dir / "viton_resize")
+    assert main(["data", "framing", str(viton), "--split", "train", "--limit", "200", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    person, garment = stats["person"], stats["garment"]
+    assert person["count"] >= 190 and garment["count"] == 200
+    # VITON's own photos: the medians are this module's constants, and almost none is re-framed.
+    assert abs(person["neck_y"]["p50"] - NECK_Y) < 0.02 and abs(person["torso"]["p50"] - TORSO) < 0.02
+    assert abs(garment["width"]["p50"] - GARMENT_WIDTH) < 0.02
+    assert person["reframed"] <= 0.05 * person["count"] and garment["reframed"] <= 0.05 * garment["count"]
+    assert main(["data", "framing", str(viton), "--split", "nosuch"]) == 2
+    assert "no split 'nosuch'" in capsys.readouterr().err
+    assert main(["data", "framing", str(data_dir / "nosuch")]) == 2
