@@ -160,6 +160,31 @@ def frame_garment(
     return framed, framed_mask
 
 
+def shift_keypoints(keypoints: np.ndarray, dx: float, dy: float, shape: Sequence[int] | None = None) -> np.ndarray:
+    """(18, 3) keypoints moved by (dx, dy) (a copy); with `shape` (H, W, ...), the points that land outside it
+    become missing (0, 0, 0)."""
+    out = np.array(keypoints, np.float32)
+    present = out[:, 2] > 0
+    out[present, 0] += dx
+    out[present, 1] += dy
+    if shape is not None:
+        outside = present & ((out[:, 0] < 0) | (out[:, 1] < 0) | (out[:, 0] >= shape[1]) | (out[:, 1] >= shape[0]))
+        out[outside] = 0
+    return out
+
+
+def shift_box(
+    box: tuple[int, int, int, int] | None, dx: int, dy: int, shape: Sequence[int]
+) -> tuple[int, int, int, int] | None:
+    """A box (x0, y0, x1, y1) moved by (dx, dy) and cut to `shape` (H, W, ...); None when nothing is left."""
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    x0, y0 = max(0, x0 + dx), max(0, y0 + dy)
+    x1, y1 = min(int(shape[1]), x1 + dx), min(int(shape[0]), y1 + dy)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
 def crop(image: np.ndarray, window: Window) -> np.ndarray:
     """The window (top, left, height, width) of an (H, W, ...) array (a view)."""
     top, left, height, width = window

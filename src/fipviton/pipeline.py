@@ -18,7 +18,7 @@ Any person-photo aspect ratio works: the network's frame is 4:3 (H:W), so the ph
 repeated) to that aspect before the analysis, and the result is cropped back to the photo's own size.
 
 Any framing works too (`fipviton.framing`): for an upper-body garment, a photo that shows more of the person
-than VITON's head-to-thighs frame (a full-body shot) is tried on in a crop framed like VITON, analysed again
+than VITON's head-to-thighs frame (a full-body shot) is tried on in a crop framed like VITON, parsed again
 at that crop's resolution, and the result is pasted back into the photo; the garment photo is re-framed like
 VITON's garment photos (centred, filling the width, 3:4) before the warp and the garment encoder see it.
 """
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from fipviton.data.sample import Category, TryOnSample
-from fipviton.framing import Window, crop, frame_garment, paste, person_frame
+from fipviton.framing import Window, crop, frame_garment, paste, person_frame, shift_box, shift_keypoints
 from fipviton.imageio import ImageSource, load_image
 from fipviton.regions import mask_box
 
@@ -239,8 +239,7 @@ class TryOnPipeline:
         Raises `ImageInputError` for unusable images and `NoPersonError` when no usable person is found.
         """
         from fipviton.analysis.garment import analyze_garment
-        from fipviton.analysis.person import analyze_person
-        from fipviton.errors import NoPersonError
+        from fipviton.analysis.person import analyze_person, reanalyze_window
 
         category = Category(category)
         start = time.perf_counter()
@@ -257,14 +256,8 @@ class TryOnPipeline:
             garment_analysis.mask = garment_mask
         window = self.person_window(analysis, framed.shape, category)
         whole = analysis
-        if window is not None:
-            # Analysed again at the crop's resolution: the parser sees the torso several times larger.
-            try:
-                analysis = analyze_person(crop(framed, window), parser=self.parser, category=category)
-            except NoPersonError:  # the crop lost what the whole photo showed: try on the whole photo
-                window = None
-            else:
-                analysis.warnings = _merge_warnings(whole.warnings, analysis.warnings)
+        if window is not None:  # parsed again at the crop's resolution: the parser sees the torso larger
+            analysis = reanalyze_window(whole, framed, window, self.parser)
         timings = {"analysis": time.perf_counter() - start}
         if window is None:
             result = self._run(framed, garment_rgb, garment_analysis, analysis, category, seed, timings)
@@ -282,7 +275,7 @@ class TryOnPipeline:
         estimators (`fipviton.analysis.person.analysis_from_sample`).
         """
         from fipviton.analysis.garment import GarmentAnalysis, analyze_garment
-        from fipviton.analysis.person import analysis_from_sample
+        from fipviton.analysis.person import analysis_from_sample, cut_analysis
 
         start = time.perf_counter()
         if sample.person.shape[0] / sample.person.shape[1] != self.aspect:
@@ -300,7 +293,7 @@ class TryOnPipeline:
             result = self._run(sample.person, sample.garment, garment_analysis, analysis, category, seed, timings)
         else:  # the dataset's maps are cropped (they are at the photo's resolution already)
             person = crop(sample.person, window)
-            cropped = _crop_analysis(analysis, window)
+            cropped = cut_analysis(analysis, window)
             result = self._run(person, sample.garment, garment_analysis, cropped, category, seed, timings)
             result = _place_result(result, window, sample.person, analysis)
         result.timings["total"] = time.perf_counter() - start
@@ -485,49 +478,6 @@ def _crop_result(result: TryOnResult, pad: Pad, person: np.ndarray) -> TryOnResu
     )
 
 
-def _merge_warnings(first: list[str], second: list[str]) -> list[str]:
-    """Both lists' warnings, each once, in order."""
-    return list(dict.fromkeys([*first, *second]))
-
-
-def _shift_keypoints(keypoints: np.ndarray, dx: float, dy: float, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """(18, 3) keypoints moved by (dx, dy); with `shape`, points that land outside (H, W) become missing."""
-    out = keypoints.copy()
-    present = out[:, 2] > 0
-    out[present, 0] += dx
-    out[present, 1] += dy
-    if shape is not None:
-        outside = present & ((out[:, 0] < 0) | (out[:, 1] < 0) | (out[:, 0] >= shape[1]) | (out[:, 1] >= shape[0]))
-        out[outside] = 0
-    return out
-
-
-def _shift_box(box: tuple[int, int, int, int] | None, dx: int, dy: int, shape: tuple[int, ...]):
-    """A face box (x0, y0, x1, y1) moved by (dx, dy) and cut to (H, W); None when nothing of it is left."""
-    if box is None:
-        return None
-    x0, y0, x1, y1 = box
-    x0, y0 = max(0, x0 + dx), max(0, y0 + dy)
-    x1, y1 = min(shape[1], x1 + dx), min(shape[0], y1 + dy)
-    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
-
-
-def _crop_analysis(analysis: PersonAnalysis, window: Window) -> PersonAnalysis:
-    """A person analysis of the whole photo, cut to `window` (top, left, height, width) of it."""
-    from dataclasses import replace
-
-    top, left, height, width = window
-    return replace(
-        analysis,
-        keypoints=_shift_keypoints(analysis.keypoints, -left, -top, (height, width)),
-        parsing=crop(analysis.parsing, window).copy(),
-        body_parts=crop(analysis.body_parts, window).copy(),
-        person_mask=crop(analysis.person_mask, window).copy(),
-        face_box=_shift_box(analysis.face_box, -left, -top, (height, width)),
-        warnings=list(analysis.warnings),
-    )
-
-
 def _place_result(result: TryOnResult, window: Window, photo: np.ndarray, whole: PersonAnalysis) -> TryOnResult:
     """Bring a try-on made in `window` of `photo` (H, W, 3) back to the whole photo.
 
@@ -546,10 +496,10 @@ def _place_result(result: TryOnResult, window: Window, photo: np.ndarray, whole:
         return np.full(shape + part.shape[2:], value, part.dtype)
 
     inner = result.analysis
-    keypoints = _shift_keypoints(inner.keypoints, left, top)
+    keypoints = shift_keypoints(inner.keypoints, left, top)
     missing = keypoints[:, 2] <= 0  # e.g. knees and ankles below the window: the whole photo's estimate
     keypoints[missing] = whole.keypoints[missing]
-    face_box = _shift_box(inner.face_box, left, top, shape) if inner.face_box is not None else whole.face_box
+    face_box = shift_box(inner.face_box, left, top, shape) if inner.face_box is not None else whole.face_box
     analysis = PersonAnalysis(
         keypoints=keypoints,
         parsing=paste(whole.parsing, inner.parsing, window),

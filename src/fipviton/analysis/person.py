@@ -3,7 +3,8 @@
 `analyze_person(image)` estimates every field from the photo alone (MediaPipe pose and person mask, our
 human parser, the derived body-part map); `analysis_from_sample(sample)` takes a dataset sample's own maps
 where it has them and estimates only the rest, so that training and evaluation use the dataset's maps while
-the demo and the CLI use the estimators, through the same type.
+the demo and the CLI use the estimators, through the same type. `cut_analysis` and `reanalyze_window` give
+the analysis of a window of an analysed photo (the pipeline's person crop, `fipviton.framing`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from fipviton.analysis.body_parts import derive_body_parts
 from fipviton.analysis.pose import estimate_pose
 from fipviton.data.sample import Category, TryOnSample
+from fipviton.framing import Window, crop, shift_box, shift_keypoints
 from fipviton.keypoints import Keypoint
 from fipviton.labels import Label
 
@@ -306,3 +308,38 @@ def keypoints_to_openpose(keypoints: np.ndarray, warnings: list[str] | None = No
     if warnings:
         out["warnings"] = list(warnings)
     return out
+
+
+def cut_analysis(analysis: PersonAnalysis, window: Window) -> PersonAnalysis:
+    """The analysis of a window (top, left, height, width) of the analysed photo, cut from the whole photo's:
+    maps cropped, keypoints and face box moved into the window's pixels (points outside it become missing)."""
+    top, left, height, width = window
+    return PersonAnalysis(
+        keypoints=shift_keypoints(analysis.keypoints, -left, -top, (height, width)),
+        parsing=crop(analysis.parsing, window).copy(),
+        body_parts=crop(analysis.body_parts, window).copy(),
+        person_mask=crop(analysis.person_mask, window).copy(),
+        face_box=shift_box(analysis.face_box, -left, -top, (height, width)),
+        warnings=list(analysis.warnings),
+        sources=dict(analysis.sources),
+    )
+
+
+def reanalyze_window(
+    analysis: PersonAnalysis, image: np.ndarray, window: Window, parser: HumanParser | None = None
+) -> PersonAnalysis:
+    """The analysis of a window of a photo that `analyze_person` analysed, with the parser run again on it.
+
+    image: the analysed RGB uint8 (H, W, 3) photo; window: (top, left, height, width) inside it. The parser
+    sees the photo at its input size (256x192), so on a window several times smaller than the photo it sees
+    the person several times larger; pose, person mask and face box are the whole photo's, cut to the window
+    (MediaPipe found them on the whole photo already: running it again would cost ~65 ms for the same points).
+    The body-part map is derived again from the new parsing.
+    """
+    cut = cut_analysis(analysis, window)
+    parsing = restrict_to_person(parse_photo(parser or load_parser(), crop(image, window)), cut.person_mask)
+    cut.parsing = parsing
+    cut.body_parts = derive_body_parts(parsing, cut.keypoints, cut.person_mask)
+    if analysis.sources.get("face_box") == "parser":
+        cut.face_box = face_box_from_parsing(parsing)
+    return cut
