@@ -327,3 +327,28 @@ def test_eval_pipeline_refuses_bad_input(data_dir: Path, tmp_path: Path, capsys)
         assert code == 1, message
         assert message in stderr and "Traceback" not in stderr + stdout, stderr
     assert not (data / "test" / "eval_out").exists()
+
+
+def test_eval_pipeline_framing_and_weight_folders(data_dir: Path, tmp_path: Path, capsys) -> None:
+    """DressCode's full-body photos are tried on in a person crop unless --no-framing; the weight folders given
+    are recorded, and a folder without weights is refused."""
+    from fipviton.tryon import DEFAULT_WEIGHTS_DIR
+
+    data = require(data_dir / "dresscode")
+    base = ["--data", str(data), "--pairs", "paired", "--category", "upper_body", "--limit", "1"]
+    base += ["--size", "256x192", "--repaint"]
+    shipped_tryon = str(DEFAULT_WEIGHTS_DIR)
+    scores = {}
+    for framing in (True, False):
+        out = tmp_path / f"framing_{framing}"
+        argv = [*base, "--out", str(out), "--tryon-weights", shipped_tryon, *([] if framing else ["--no-framing"])]
+        code, _, _ = _run(capsys, *argv)
+        assert code == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["setting"]["framing"] is framing
+        assert metrics["setting"]["weights"] == {"parser": "shipped", "warp": "shipped", "tryon": shipped_tryon}
+        assert ("--no-framing" in metrics["command"]) is not framing and "--tryon-weights" in metrics["command"]
+        scores[framing] = metrics["repaint"]["ssim"]
+    assert scores[True] != scores[False]  # the crop changed the try-on
+    code, _, stderr = _run(capsys, *base, "--out", str(tmp_path / "bad"), "--tryon-weights", str(tmp_path))
+    assert code == 1 and "Traceback" not in stderr

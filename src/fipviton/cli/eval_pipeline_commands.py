@@ -2,7 +2,8 @@
 
     fipviton eval pipeline --data DIR --pairs paired|unpaired --out DIR [--split test]
         [--category upper_body|lower_body|dresses] [--size 256x192|512x384|1024x768] [--repaint/--no-repaint]
-        [--limit N] [--steps N] [--seed N] [--threads N]
+        [--limit N] [--steps N] [--seed N] [--threads N] [--no-framing]
+        [--parser-weights DIR] [--warp-weights DIR] [--tryon-weights DIR]
         [--inception PATH] [--lpips-alex PATH --alexnet PATH] [--lpips-squeeze PATH --squeezenet PATH]
 
 Writes `metrics.json`, `report.md`, `samples.png` and `pairs.jsonl` (one row per pair) into --out; see
@@ -82,6 +83,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="run the networks on the photos as they are (no person crop, no garment re-framing)",
     )
     parser.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's choice)")
+    for name in ("parser", "warp", "tryon"):
+        parser.add_argument(
+            f"--{name}-weights", type=Path, default=None, metavar="DIR", help=f"{name} weights (default: shipped)"
+        )
     weights = parser.add_argument_group("standard metric weights (local files; see fipviton.eval.metrics)")
     weights.add_argument("--inception", type=Path, default=None, help="clean-fid's inception-2015-12-05.pt (FID/KID)")
     weights.add_argument("--lpips-alex", type=Path, default=None, help="lpips v0.1 alex.pth (needs --alexnet)")
@@ -103,8 +108,13 @@ def command_line(args: argparse.Namespace) -> str:
     if args.limit:
         parts += ["--limit", str(args.limit)]
     parts += ["--steps", str(args.steps), "--seed", str(args.seed)]
+    if not args.framing:
+        parts.append("--no-framing")
     if args.threads:
         parts += ["--threads", str(args.threads)]
+    for name in ("parser", "warp", "tryon"):
+        if getattr(args, f"{name}_weights") is not None:
+            parts += [f"--{name}-weights", str(getattr(args, f"{name}_weights"))]
     parts += ["--out", str(args.out)]
     for name in _OPTIONAL_PATHS:
         value = getattr(args, name)
@@ -131,6 +141,9 @@ def run_eval_pipeline(args: argparse.Namespace) -> int:
         limit=args.limit,
         steps=args.steps,
         framing=args.framing,
+        parser_weights=args.parser_weights,
+        warp_weights=args.warp_weights,
+        tryon_weights=args.tryon_weights,
         weights=MetricWeights(**{name: getattr(args, name) for name in _OPTIONAL_PATHS}),
         command=command_line(args),
         seed=args.seed,

@@ -82,6 +82,7 @@ class PipelineEvalOptions:
     repaint: True scores only the final image, False only the raw network output, None both.
     limit:   the first N pairs of each category (None = all).
     framing: try on in a person crop and a garment framed like the training photos (`fipviton.framing`).
+    parser_weights, warp_weights, tryon_weights: weight folders (None: the shipped ones).
     command: the command line to record in the report.
     """
 
@@ -95,6 +96,9 @@ class PipelineEvalOptions:
     limit: int | None = None
     steps: int = 1
     framing: bool = True
+    parser_weights: Path | None = None
+    warp_weights: Path | None = None
+    tryon_weights: Path | None = None
     weights: MetricWeights = field(default_factory=MetricWeights)
     command: str = ""
     seed: int = 0
@@ -288,9 +292,9 @@ def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def evaluate_pipeline(options: PipelineEvalOptions, pipeline=None, progress=None) -> dict | None:
     """Run the evaluation (see the module docstring); the main process returns `metrics.json`'s content.
 
-    pipeline: a `TryOnPipeline` (None: `TryOnPipeline.from_pretrained` with the options' steps and framing, on
-    the process's device). progress: called as progress(done, total) after each of this process's pairs. Other processes
-    return None. Raises `FipvitonError` subclasses for bad data, out folders and weight files.
+    pipeline: a `TryOnPipeline` (None: `TryOnPipeline.from_pretrained` with the options' weights, steps and
+    framing, on the process's device). progress: called as progress(done, total) after each of this process's
+    pairs. Other processes return None. Raises `FipvitonError` subclasses for bad data, out folders and weight files.
     """
     from accelerate import PartialState
 
@@ -306,7 +310,14 @@ def evaluate_pipeline(options: PipelineEvalOptions, pipeline=None, progress=None
     if pipeline is None:
         from fipviton.pipeline import TryOnPipeline
 
-        pipeline = TryOnPipeline.from_pretrained(device=device, steps=options.steps, framing=options.framing)
+        pipeline = TryOnPipeline.from_pretrained(
+            parser=options.parser_weights,
+            warp=options.warp_weights,
+            tryon=options.tryon_weights,
+            device=device,
+            steps=options.steps,
+            framing=options.framing,
+        )
 
     parts = options.out / "parts"
     if state.is_main_process:
@@ -508,6 +519,14 @@ def aggregate(
             "resized": bool(options.size) and any(row["native_size"] != _size_text(options.size) for row in ok),
             "steps": options.steps,
             "framing": options.framing,
+            "weights": {
+                name: str(folder) if folder is not None else "shipped"
+                for name, folder in (
+                    ("parser", options.parser_weights),
+                    ("warp", options.warp_weights),
+                    ("tryon", options.tryon_weights),
+                )
+            },
             "modes": list(options.modes),
             "limit": options.limit,
             "seed": options.seed,
