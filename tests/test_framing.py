@@ -163,3 +163,28 @@ def test_data_framing_command(data_dir, capsys) -> None:
     assert main(["data", "framing", str(viton), "--split", "nosuch"]) == 2
     assert "no split 'nosuch'" in capsys.readouterr().err
     assert main(["data", "framing", str(data_dir / "nosuch")]) == 2
+
+
+def test_cut_analysis_moves_points_and_maps_into_the_window() -> None:
+    from fipviton.analysis.person import PersonAnalysis, cut_analysis
+
+    rng = np.random.default_rng(1)
+    parsing = rng.integers(0, 13, (400, 300), dtype=np.uint8)
+    points = _keypoints((150, 100), 120, left_ankle=(160, 390))
+    whole = PersonAnalysis(
+        keypoints=points,
+        parsing=parsing,
+        body_parts=parsing + 1,
+        person_mask=parsing > 0,
+        face_box=(120, 20, 180, 90),
+        warnings=["two people found"],
+    )
+    window = (50, 40, 240, 180)
+    cut = cut_analysis(whole, window)
+    assert np.array_equal(cut.parsing, parsing[50:290, 40:220]) and cut.body_parts.shape == (240, 180)
+    assert np.allclose(cut.keypoints[Keypoint.NECK], (110, 50, 1))
+    assert (cut.keypoints[Keypoint.LEFT_ANKLE] == 0).all()  # below the window: missing
+    assert cut.face_box == (80, 0, 140, 40)  # cut at the window's top
+    assert cut.warnings == ["two people found"] and cut.warnings is not whole.warnings
+    cut.parsing[0, 0] = 255
+    assert parsing[50, 40] != 255  # a copy, not a view
