@@ -188,3 +188,12 @@ def test_cut_analysis_moves_points_and_maps_into_the_window() -> None:
     assert cut.warnings == ["two people found"] and cut.warnings is not whole.warnings
     cut.parsing[0, 0] = 255
     assert parsing[50, 40] != 255  # a copy, not a view
+
+
+def test_tiny_garment_masks_fit_their_canvas() -> None:
+    for shape in ((5, 1), (1, 5), (1, 1), (3, 2)):
+        mask = np.zeros((40, 40), bool)
+        mask[10 : 10 + shape[0], 20 : 20 + shape[1]] = True
+        image = np.zeros((40, 40, 3), np.uint8)
+        framed, framed_mask = frame_garment(image, mask, SIZE)
+        assert framed_mask.sum() == mask.sum() and framed.shape[:2] == framed_mask.shape
