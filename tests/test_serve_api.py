@@ -99,6 +99,7 @@ def test_try_on_json_has_image_maps_and_timings(client: TestClient, how: str) ->
         assert max(decode_png(base64.b64decode(data)).size) <= 512  # ServeConfig.map_size
     assert body["timings"]["total"] > 0
     assert isinstance(body["warnings"], list)
+    assert body["frame"] is None  # the example photo is framed like the training photos: no crop
 
 
 @pytest.mark.slow
@@ -300,3 +301,14 @@ def test_serve_command_is_registered() -> None:
     args = build_parser().parse_args(["serve", "--port", "9000", "--queue-size", "2", "--timeout", "5"])
     assert (args.port, args.queue_size, args.timeout_s, args.host) == (9000, 2, 5.0, "127.0.0.1")
     assert isinstance(args, argparse.Namespace)
+
+
+def test_result_json_sends_the_person_crop() -> None:
+    import json
+
+    from fipviton.serve.encode import result_json
+
+    image = np.zeros((8, 6, 3), np.uint8)
+    body = json.loads(result_json(image, {}, [], {"total": 0.1}, "upper_body", 0, (1, 2, 6, 4)))
+    assert body["frame"] == {"top": 1, "left": 2, "height": 6, "width": 4}
+    assert json.loads(result_json(image, {}, [], {}, "upper_body", 0))["frame"] is None

@@ -56,6 +56,7 @@ class TryOnOutput(Protocol):
     image: np.ndarray
     warnings: list[str]
     timings: dict[str, float]
+    frame: tuple[int, int, int, int] | None
 
     def maps(self) -> dict[str, np.ndarray]: ...
 
@@ -119,6 +120,7 @@ TRY_ON_BODY = {
                         "maps": {"parsing": "<base64 PNG>"},
                         "warnings": [],
                         "timings": {"total": 0.74},
+                        "frame": {"top": 96, "left": 252, "height": 648, "width": 486},
                     }
                 },
             },
@@ -200,7 +202,7 @@ def create_app(pipelines: Sequence[TryOnCallable], config: ServeConfig | None = 
                 free.put(pipeline)
             headers = {"Server-Timing": server_timing(result.timings)}
             if want_json:
-                body = result_json(result.image, maps, result.warnings, result.timings, category, size)
+                body = result_json(result.image, maps, result.warnings, result.timings, category, size, result.frame)
                 return body, "application/json", headers
             if result.warnings:
                 headers["X-Fipviton-Warnings"] = "; ".join(result.warnings).encode("ascii", "replace").decode()

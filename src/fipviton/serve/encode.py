@@ -39,11 +39,15 @@ def result_json(
     timings: Mapping[str, float],
     category: str,
     map_size: int,
+    frame: tuple[int, int, int, int] | None = None,
 ) -> bytes:
-    """The JSON body of a try-on: {"image", "width", "height", "category", "maps", "warnings", "timings"}.
+    """The JSON body of a try-on: {"image", "width", "height", "category", "maps", "warnings", "timings",
+    "frame"}.
 
     image: (H, W, 3) uint8, sent at full size as base64 PNG; maps: name -> (H, W, 3) uint8, each shrunk to
     `map_size` on its longest side (0: full size) because ten full-size maps would be ~10 MB of base64.
+    frame: (top, left, height, width) of the person crop the try-on ran in (`fipviton.framing`), sent as an
+    object with those keys, or None (null) when it ran on the whole photo.
     """
     height, width = image.shape[:2]
     body = {
@@ -54,6 +58,7 @@ def result_json(
         "maps": {name: _b64_png(shrink(picture, map_size)) for name, picture in maps.items()},
         "warnings": list(warnings),
         "timings": {name: round(float(seconds), 4) for name, seconds in timings.items()},
+        "frame": dict(zip(("top", "left", "height", "width"), map(int, frame), strict=True)) if frame else None,
     }
     return json.dumps(body).encode("utf-8")
 
