@@ -133,6 +133,15 @@ def test_full_body_photo_is_tried_on_in_a_crop(pipeline, data_dir) -> None:
     assert top < neck[1] < top + height and ankle[2] > 0 and ankle[1] > top + height
     whole = type(pipeline)(pipeline.parser, pipeline.warp, pipeline.tryon, framing=False)(person, garment)
     assert whole.frame is None and whole.image.shape == person.shape
+    # A wide photo is padded to 3:4 before the analysis: the frame is reported in the photo's own pixels.
+    wide = np.ascontiguousarray(np.pad(person, ((0, 0), (300, 300), (0, 0)), mode="edge")[100:])
+    result = pipeline(wide, garment, "upper_body")
+    top, left, height, width = result.frame
+    assert top >= 0 and top + height <= wide.shape[0] and left >= 0 and left + width <= wide.shape[1]
+    outside = np.ones(wide.shape[:2], bool)
+    outside[top : top + height, left : left + width] = False
+    assert np.array_equal(result.image[outside], wide[outside])
+    assert result.agnostic.mask.any() and not result.agnostic.mask[outside].any()
 
 
 def test_example_framed_like_viton_is_left_alone(pipeline) -> None:

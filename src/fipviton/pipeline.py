@@ -439,21 +439,18 @@ def _crop_result(result: TryOnResult, pad: Pad, person: np.ndarray) -> TryOnResu
     if not any(pad):
         return result
     top, _, left, _ = pad
-    keypoints = result.analysis.keypoints.copy()
-    present = keypoints[:, 2] > 0
-    keypoints[present, 0] -= left
-    keypoints[present, 1] -= top
-    box = result.analysis.face_box
-    if box is not None:
-        height, width = person.shape[:2]
-        x0, y0, x1, y1 = box
-        box = (max(0, x0 - left), max(0, y0 - top), min(width, x1 - left), min(height, y1 - top))
+    height, width = person.shape[:2]
+    frame = result.frame
+    if frame is not None:  # the part of the person crop that lies in the photo
+        y0, x0 = max(frame[0] - top, 0), max(frame[1] - left, 0)
+        y1, x1 = min(frame[0] - top + frame[2], height), min(frame[1] - left + frame[3], width)
+        frame = (y0, x0, y1 - y0, x1 - x0)
     analysis = PersonAnalysis(
-        keypoints=keypoints,
+        keypoints=shift_keypoints(result.analysis.keypoints, -left, -top),
         parsing=remove_pad(result.analysis.parsing, pad),
         body_parts=remove_pad(result.analysis.body_parts, pad),
         person_mask=remove_pad(result.analysis.person_mask, pad),
-        face_box=box,
+        face_box=shift_box(result.analysis.face_box, -left, -top, (height, width)),
         warnings=result.analysis.warnings,
         sources=result.analysis.sources,
     )
@@ -475,6 +472,7 @@ def _crop_result(result: TryOnResult, pad: Pad, person: np.ndarray) -> TryOnResu
         warped_mask=remove_pad(result.warped_mask, pad),
         noise_condition=remove_pad(result.noise_condition, pad),
         restored_mask=remove_pad(result.restored_mask, pad),
+        frame=frame,
     )
 
 
