@@ -67,6 +67,10 @@ def test_window_contains_the_arms_and_stays_inside_the_photo() -> None:
     corner = _keypoints((60, 30), 240)
     top, left, height, width = person_frame(corner, (1024, 768), SIZE, "upper_body")
     assert (top, left) == (0, 0) and height <= 1024 and width <= 768
+    # A window as high as a photo narrower than 3:4 (its neck too low for VITON): still inside the photo.
+    low_neck = _keypoints((300, 460), 0.46 * 1000)
+    top, left, height, width = person_frame(low_neck, (1000, 749), SIZE, "upper_body")
+    assert top >= 0 and left >= 0 and top + height <= 1000 and left + width <= 749
 
 
 def test_garment_on_a_square_photo_is_framed_like_viton() -> None:

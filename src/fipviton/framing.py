@@ -102,10 +102,10 @@ def person_frame(
     )
     if in_range:
         return None
-    frame_h_px = max(round(frame_h), 2)
-    frame_w_px = max(round(frame_h_px * aspect), 2)
-    top_px = round(min(max(top, 0.0), height - frame_h_px))
-    left_px = round(min(max(centre_x - frame_w_px / 2, 0.0), width - frame_w_px))
+    frame_h_px = min(max(round(frame_h), 2), height)
+    frame_w_px = min(max(round(frame_h_px * aspect), 2), width)  # (defensive: the checks above keep it inside)
+    top_px = max(round(min(max(top, 0.0), height - frame_h_px)), 0)
+    left_px = max(round(min(max(centre_x - frame_w_px / 2, 0.0), width - frame_w_px)), 0)
     return top_px, left_px, frame_h_px, frame_w_px
 
 
