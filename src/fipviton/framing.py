@@ -27,6 +27,7 @@ import numpy as np
 
 from fipviton.data.sample import Category, TryOnSample
 from fipviton.keypoints import Keypoint
+from fipviton.regions import mask_box
 
 # (top, left, height, width) in pixels of the photo.
 Window = tuple[int, int, int, int]
@@ -118,10 +119,10 @@ def garment_frame(mask: np.ndarray, size: Sequence[int]) -> Window | None:
     canvas; None when the mask is empty or when the photo has the canvas's aspect and its garment fills at
     least FILLED_WIDTH of its width or FILLED_HEIGHT of its height (3 of VITON's 5,459 training cloths do not).
     """
-    ys, xs = np.nonzero(mask)
-    if len(ys) == 0:
+    box = mask_box(mask)
+    if box is None:
         return None
-    box_h, box_w = int(ys.max()) + 1 - int(ys.min()), int(xs.max()) + 1 - int(xs.min())
+    box_h, box_w = box[0].stop - box[0].start, box[1].stop - box[1].start
     aspect = size[1] / size[0]  # width / height
     h, w = mask.shape[:2]
     if abs(w / h - aspect) < 0.02 * aspect and (box_w >= FILLED_WIDTH * w or box_h >= FILLED_HEIGHT * h):
@@ -147,9 +148,7 @@ def frame_garment(
     if window is None:
         return image, mask
     top, left, canvas_h, canvas_w = window
-    ys, xs = np.nonzero(mask)
-    rows = slice(int(ys.min()), int(ys.max()) + 1)
-    cols = slice(int(xs.min()), int(xs.max()) + 1)
+    rows, cols = mask_box(mask)  # not empty: garment_frame found the box
     box_mask = mask[rows, cols].astype(bool)
     box_h, box_w = box_mask.shape
     framed = np.full((canvas_h, canvas_w, 3), fill, np.uint8)
@@ -231,11 +230,11 @@ def framing_statistics(samples: Iterable[TryOnSample], size: Sequence[int] = (25
                 person["zoom"].append(height * TORSO / torso)
                 person_reframed += person_frame(points, sample.person.shape, size, sample.category) is not None
         mask = sample.garment_mask
-        if mask is not None and mask.any():
-            ys, xs = np.nonzero(mask)
+        box = mask_box(mask) if mask is not None else None
+        if box is not None:
             h, w = mask.shape
-            top, bottom = ys.min() / h, (ys.max() + 1) / h
-            left, right = xs.min() / w, (xs.max() + 1) / w
+            top, bottom = box[0].start / h, box[0].stop / h
+            left, right = box[1].start / w, box[1].stop / w
             for key, value in zip(garment, (top, bottom, left, right, right - left, bottom - top), strict=True):
                 garment[key].append(float(value))
             garment_reframed += garment_frame(mask, size) is not None
