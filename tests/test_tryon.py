@@ -83,6 +83,35 @@ def real_items(data_dir: Path) -> list[dict[str, np.ndarray]]:
     return items
 
 
+def test_ssim_term_is_the_evaluation_ssim_inside_the_mask_and_pulls_towards_the_target() -> None:
+    from fipviton.tryon.evaluate import image_metrics
+    from fipviton.tryon.losses import TryOnLoss, masked_ssim
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, *SIZE, generator=generator) * 2 - 1
+    noisy = (target + 0.4 * torch.randn(target.shape, generator=generator)).clamp(-1, 1)
+    mask = torch.zeros(2, 1, *SIZE)
+    mask[:, :, 10:40, 8:30] = 1
+    # The same number as the evaluation's SSIM inside a region (what `eval tryon` reports per region).
+    expected = image_metrics(noisy, target, regions={"region": mask.bool()})["region"].mean()
+    assert float(masked_ssim(noisy, target, mask)) == pytest.approx(float(expected), abs=1e-5)
+    assert float(masked_ssim(target, target, mask)) == pytest.approx(1.0, abs=1e-5)
+    # Only the region counts: damage outside it leaves the term unchanged.
+    outside = noisy.clone()
+    outside[..., :5, :] = -1
+    assert float(masked_ssim(outside, target, mask)) == pytest.approx(float(masked_ssim(noisy, target, mask)))
+
+    loss_fn = TryOnLoss(l1_weight=0.0, ssim_weight=1.0)
+    assert loss_fn.needs_image
+    prediction = noisy.clone().requires_grad_(True)
+    loss, parts = loss_fn(prediction, target, prediction, target, mask)
+    loss.backward()
+    assert parts["ssim"] == pytest.approx(float(expected), abs=1e-5)
+    assert float(prediction.grad[..., :3, :].abs().max()) == 0.0  # far outside the region: no gradient
+    stepped = (noisy - 0.5 * prediction.grad / prediction.grad.abs().max()).detach()
+    assert float(masked_ssim(stepped, target, mask)) > float(masked_ssim(noisy, target, mask))
+
+
 def test_noise_condition_image_pastes_the_warped_garment() -> None:
     inputs = _random_inputs()
     composite = inputs.noise_condition()
@@ -403,7 +432,9 @@ def test_cli_builds_the_caches_and_trains(data_dir: Path, tmp_path: Path) -> Non
     common = ["--data", str(root), "--config", "tiny", "--limit", "6", "--cache-root", str(tmp_path / "cache")]
     common += ["--warp-weights", str(tmp_path / "warp"), "--threads", "1", "--perceptual-weight", "0"]
     run = ["train", "tryon", *common, "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2"]
-    assert main(run) == 0
+    assert main([*run, "--ssim-weight", "0.5", "--log-every", "1"]) == 0
+    logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(logged) == 2 and all(0.0 < x["ssim"] <= 1.0 for x in logged)  # the SSIM term was on
     caches = list((tmp_path / "cache" / "tryon").iterdir())
     assert len(caches) == 1
     warped = np.load(caches[0] / "warped.npy")
@@ -478,3 +509,12 @@ def test_train_args_refuse_probabilities_outside_0_1(field: str, tmp_path: Path)
     with pytest.raises(ValueError, match=f"{field} must be in"):
         TryOnTrainArgs(data=tmp_path, out=tmp_path / "run", **{field: -0.1})
     assert getattr(TryOnTrainArgs(data=tmp_path, out=tmp_path / "run", **{field: 1.0}), field) == 1.0
+
+
+def test_cli_refuses_a_negative_loss_weight(tmp_path: Path, capsys) -> None:
+    from fipviton.cli import main
+
+    args = ["train", "tryon", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--ssim-weight", "-1"]
+    assert main(args) == 2
+    assert "ssim_weight must be >= 0, got -1.0" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()

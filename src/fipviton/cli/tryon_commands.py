@@ -76,6 +76,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     train.add_argument("--perceptual-weight", type=float, default=0.2, help="VGG perceptual weight (0 = off)")
     train.add_argument(
+        "--ssim-weight",
+        type=float,
+        default=0.0,
+        help="weight of (1 - SSIM) in the agnostic region, the evaluation's SSIM map (default 0 = off)",
+    )
+    train.add_argument(
         "--shrink-prob",
         type=float,
         default=0.0,
@@ -186,6 +192,7 @@ def run_train_tryon(args: argparse.Namespace) -> int:
             init_weights=args.init_weights,
             refine_lr_scale=args.refine_lr_scale,
             perceptual_weight=args.perceptual_weight,
+            ssim_weight=args.ssim_weight,
             shrink_prob=args.shrink_prob,
             backdrop_prob=args.backdrop_prob,
         )

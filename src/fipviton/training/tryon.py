@@ -67,6 +67,7 @@ class TryOnTrainArgs(TrainRunOptions):
     perceptual_layers: int = 3
     perceptual_crop: tuple[int, int] | None = (96, 72)
     mask_weight: float = 0.0
+    ssim_weight: float = 0.0  # (1 - SSIM) in the agnostic region (`fipviton.tryon.losses`), off by default
     flip_prob: float = 0.5
     shrink_prob: float = 0.0  # probability of shrinking the warped garment (`fipviton.tryon.cache.shrink_warped`)
     backdrop_prob: float = 0.0  # probability of another backdrop (`fipviton.tryon.cache.replace_backdrop`)
@@ -75,6 +76,9 @@ class TryOnTrainArgs(TrainRunOptions):
         super().__post_init__()
         if self.refine_lr_scale <= 0:
             raise ValueError(f"refine_lr_scale must be > 0, got {self.refine_lr_scale}")
+        for name in ("l1_weight", "perceptual_weight", "mask_weight", "ssim_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("flip_prob", "shrink_prob", "backdrop_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -163,6 +167,7 @@ def train_tryon(
         perceptual_layers=args.perceptual_layers,
         perceptual_crop=args.perceptual_crop,
         mask_weight=args.mask_weight,
+        ssim_weight=args.ssim_weight,
     ).to(loop.device)
     bare: TryOnModel = accelerator.unwrap_model(model)
     bf16 = loop.bf16
