@@ -393,11 +393,11 @@ def test_tiny_training_on_real_samples_loss_falls_and_resumes(real_items, tmp_pa
 def test_training_starts_from_init_weights_with_a_new_head(real_items, tmp_path: Path) -> None:
     from fipviton.training.tryon import train_tryon
 
-    base = _tiny(patch_size=2)
+    base = _tiny(patch_size=2, t_star=40, train_source="composite")
     base.save_pretrained(tmp_path / "base")
     args = _tiny_train_args(
         tmp_path / "run",
-        overrides={"patch_size": 2, "refine_channels": 8},
+        overrides={"refine_channels": 8},
         init_weights=tmp_path / "base",
         refine_lr_scale=10.0,
         steps=2,
@@ -411,6 +411,8 @@ def test_training_starts_from_init_weights_with_a_new_head(real_items, tmp_path:
     assert "6 new tensors keep their initialisation" in (tmp_path / "run" / "train.log").read_text()
     final = TryOnModel.from_pretrained(tmp_path / "run" / "final")
     assert final.config.refine_channels == 8
+    # The rest of the config is the starting weights' (their t* and training source), not the preset's.
+    assert (final.config.patch_size, final.config.t_star, final.config.train_source) == (2, 40, "composite")
     # The new head learns at 10x the rate of the warm-started network.
     optimizer = torch.load(latest_checkpoint(tmp_path / "run") / "optimizer.pt", weights_only=True)
     groups = {group["lr_scale"]: len(group["params"]) for group in optimizer["param_groups"]}

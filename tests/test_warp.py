@@ -243,6 +243,11 @@ def test_tiny_training_reduces_the_loss(data_dir: Path, tmp_path: Path) -> None:
     assert "weights from" in (tmp_path / "fine" / "train.log").read_text()
     start = trained.state_dict()["garment_encoder.down.0.weight"]
     assert (fine.state_dict()["garment_encoder.down.0.weight"] - start).abs().max() < 0.05 * start.abs().max()
+    # Fine-tuning those weights again needs no --fine-channels: the run takes the network of the folder.
+    again = train_warp(
+        replace(args, out=tmp_path / "again", resume=False, steps=1, init_weights=tmp_path / "fine" / "final")
+    )
+    assert again.config.fine_channels == 4
 
 
 @pytest.mark.slow

@@ -54,8 +54,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="start a fresh run from these try-on weights (e.g. the shipped ones, to fine-tune with a "
-        "full-resolution head: --set refine_channels=16); ignored with --resume",
+        help="start a fresh run from these try-on weights and their config (t*, training source, conditions; "
+        "--set overrides them, e.g. --set refine_channels=16 adds a full-resolution head); ignored with --resume",
     )
     train.add_argument(
         "--refine-lr-scale",

@@ -38,8 +38,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="start a fresh run from these warping weights (e.g. the shipped ones, to fine-tune with a full-size "
-        "flow level added); ignored when resuming",
+        help="start a fresh run from these warping weights and their network config (e.g. the shipped ones; "
+        "--fine-channels adds a full-size flow level to weights without one); ignored when resuming",
     )
     train.set_defaults(func=run_train_warp)
 

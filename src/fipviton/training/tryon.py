@@ -50,7 +50,8 @@ class TryOnTrainArgs(TrainRunOptions):
                 e.g. {"use_body_parts": False}).
     perceptual_crop: (h, w) crop for the VGG term (None: the whole image).
     init_weights: a saved try-on model folder whose weights a fresh run starts from (new optimizer and
-                schedule, step 0); it may lack the full-resolution head (`refine_channels`). Ignored on resume.
+                schedule, step 0), with its config (`preset` is then unused; `overrides` apply on top); it may
+                lack the full-resolution head (`refine_channels`). Ignored on resume.
     """
 
     preset: str = "cpu-256"
@@ -132,7 +133,12 @@ def train_tryon(
 
     loop = TrainLoop(args)
     log, accelerator = loop.log, loop.accelerator
-    config = TryOnConfig.from_preset(args.preset, **args.overrides)
+    if args.init_weights is not None:
+        # Fine-tuning keeps the network and recipe of the weights it starts from (their t*, training source,
+        # conditions), not the preset's; --set still overrides them.
+        config = replace(TryOnConfig.load(Path(args.init_weights) / "config.json"), **args.overrides)
+    else:
+        config = TryOnConfig.from_preset(args.preset, **args.overrides)
     saved = loop.saved_config()
     if saved is not None:
         # A resumed run keeps its network; only inference-time fields may still be set with --set.

@@ -36,7 +36,8 @@ class WarpTrainArgs(TrainRunOptions):
 
     fine_channels: the width of the full-size flow level (`WarpConfig.fine_channels`; None = the preset's).
     init_weights: a saved warping model folder whose weights a fresh run starts from (new optimizer and
-        schedule); it may lack the full-size flow level, which then starts at zero flow.
+        schedule), with its network config (`--preset` is then unused); `fine_channels` may add the full-size
+        flow level to weights that lack it, which then starts at zero flow.
     """
 
     data: Path
@@ -159,7 +160,11 @@ def train_warp(args: WarpTrainArgs) -> WarpNet:
     loop = TrainLoop(args)
     log, accelerator = loop.log, loop.accelerator
     config = WarpConfig.preset(args.preset)
-    config.cross_attention = args.cross_attention
+    if args.init_weights is not None:
+        # Fine-tuning keeps the network it starts from (e.g. the shipped one's full-size level), not the preset's.
+        config = WarpNet.saved_config(args.init_weights)
+    if not args.cross_attention:
+        config.cross_attention = False
     if args.fine_channels is not None:
         config.fine_channels = args.fine_channels
     saved = loop.saved_config()

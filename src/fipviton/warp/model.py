@@ -362,6 +362,17 @@ class WarpNet(nn.Module):
             )
         return sorted(missing)
 
+    @staticmethod
+    def saved_config(directory: str | Path) -> WarpConfig:
+        """The `WarpConfig` of a folder written by `save_pretrained`; `WeightsError` when absent or invalid."""
+        config_path = Path(directory) / CONFIG_NAME
+        try:
+            return WarpConfig.from_dict(json.loads(config_path.read_text()))
+        except OSError as exc:
+            raise WeightsError(f"no warping-module config in {directory} (expected {CONFIG_NAME})") from exc
+        except (ValueError, TypeError) as exc:
+            raise WeightsError(f"{config_path}: invalid warp config ({exc})") from exc
+
     @classmethod
     def from_pretrained(cls, directory: str | Path | None = None) -> WarpNet:
         """Load a model saved by `save_pretrained`; default: the shipped weights in `fipviton/weights/warp`."""
@@ -371,11 +382,7 @@ class WarpNet(nn.Module):
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         if not config_path.is_file() or not weights_path.is_file():
             raise WeightsError(f"no warping-module weights in {directory} (need {CONFIG_NAME} and {WEIGHTS_NAME})")
-        try:
-            config = WarpConfig.from_dict(json.loads(config_path.read_text()))
-        except (ValueError, TypeError) as exc:
-            raise WeightsError(f"{config_path}: invalid warp config ({exc})") from exc
-        model = cls(config)
+        model = cls(cls.saved_config(directory))
         state = load_file(str(weights_path))
         try:
             model.load_state_dict(state)
