@@ -274,6 +274,47 @@ def test_tiny_training_lowers_loss_and_resumes(data_dir: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
+def test_missed_pixels_names_the_images_that_lose_a_class() -> None:
+    from fipviton.eval.segmentation import MissedPixels
+
+    truth = np.array([[0, 0, 1, 1, 2, 2]])
+    predictions = [
+        np.array([[0, 0, 1, 1, 2, 2]]),  # all right
+        np.array([[0, 0, 0, 0, 2, 2]]),  # both "b" pixels called "a"
+        np.array([[0, 0, 1, 2, 2, 2]]),  # one "b" pixel called "c"
+    ]
+    missed = MissedPixels(["a", "b", "c"])
+    report = evaluate_segmenter(lambda images: predictions[: len(images)], [(np.zeros((1, 6, 3)), truth)] * 3, 3,
+                                ["a", "b", "c"], batch_size=3, missed=missed)  # fmt: skip
+    assert report.count == 3
+    worst = missed.worst(5, ["one", "two", "three"])
+    assert worst == {
+        "b": [
+            {"image": "two", "missed": 2, "of": 2, "predicted_as": "a"},
+            {"image": "three", "missed": 1, "of": 2, "predicted_as": "c"},
+        ]
+    }
+    assert missed.worst(1, ["one", "two", "three"])["b"] == worst["b"][:1]
+    with pytest.raises(ValueError, match="2 names for 3 images"):
+        missed.worst(1, ["one", "two"])
+
+
+def test_eval_parser_worst_images(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fipviton.cli import main
+
+    root = require(data_dir / "viton_resize")
+    args = ["eval", "parser", "--data", str(root), "--limit", "4", "--threads", "1", "--worst", "2"]
+    assert main([*args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["count"] == 4 and result["worst"]
+    for rows in result["worst"].values():
+        assert 1 <= len(rows) <= 2 and all(0 < r["missed"] <= r["of"] for r in rows)
+        assert [r["missed"] for r in rows] == sorted((r["missed"] for r in rows), reverse=True)
+    assert main(args) == 0
+    assert "images that miss the most pixels of each class" in capsys.readouterr().out
+    assert main([*args[:-1], "-1"]) == 2
+
+
 def test_shipped_weights_parse_viton_test(data_dir: Path) -> None:
     if not (DEFAULT_WEIGHTS_DIR / "model.safetensors").is_file():
         pytest.skip("no shipped parser weights")

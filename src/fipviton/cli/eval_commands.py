@@ -4,7 +4,8 @@ Runs the parser on every person image of a split (at the image's own resolution:
 and resizes internally) and compares with the dataset's parsing mapped to internal labels. The confusion
 matrix is accumulated over the whole split; classes absent from both ground truth and predictions are
 excluded from the mean and listed. With `--json`, stdout holds exactly one JSON object with the keys
-`miou`, `per_class`, `pixel_accuracy`, `count`, `absent`, `dataset`, `split`, `weights`, `seconds`.
+`miou`, `per_class`, `pixel_accuracy`, `count`, `absent`, `dataset`, `split`, `weights`, `seconds` (and `worst`
+with `--worst N`: per class, the images that miss the most of its pixels).
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         default=(1.0,),
         help="test-time multi-scale averaging: comma-separated input scale factors, e.g. 1,1.25 (default 1: one pass)",
     )
+    parser.add_argument(
+        "--worst",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also name, per class, the N images that miss the most of its pixels, and what they called them "
+        "(JSON key worst): where the mean IoU is lost, often images whose labels are wrong",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.set_defaults(func=run_eval_parser)
 
@@ -60,11 +69,14 @@ def run_eval_parser(args: argparse.Namespace) -> int:
     from fipviton.analysis.parser import HumanParser
     from fipviton.data import open_dataset
     from fipviton.errors import DatasetError
-    from fipviton.eval.segmentation import evaluate_segmenter
+    from fipviton.eval.segmentation import MissedPixels, evaluate_segmenter
     from fipviton.labels import LABEL_NAMES, NUM_LABELS
 
     if args.limit is not None and args.limit < 1:
         print("error: --limit must be at least 1", file=sys.stderr)
+        return 2
+    if args.worst < 0:
+        print("error: --worst must be >= 0", file=sys.stderr)
         return 2
     if not args.data.is_dir():
         raise DatasetError(f"{args.data}: no such directory")
@@ -101,8 +113,13 @@ def run_eval_parser(args: argparse.Namespace) -> int:
     def predict(images: list) -> list:
         return model.parse_batch(images, flip=args.flip, scales=args.scales)
 
-    report = evaluate_segmenter(predict, samples(), NUM_LABELS, LABEL_NAMES, args.batch_size, progress)
+    missed = MissedPixels(LABEL_NAMES) if args.worst else None
+    report = evaluate_segmenter(predict, samples(), NUM_LABELS, LABEL_NAMES, args.batch_size, progress, missed)
     seconds = time.perf_counter() - start
+    worst = {}
+    if missed is not None:
+        image_names = [f"{split}/{pair.person}" if len(splits) > 1 else pair.person for split, pair in pairs]
+        worst = missed.worst(args.worst, image_names)
     if args.json:
         result = report.to_dict()
         result.update(
@@ -113,10 +130,17 @@ def run_eval_parser(args: argparse.Namespace) -> int:
             scales=list(args.scales),
             seconds=round(seconds, 1),
         )
+        if missed is not None:
+            result["worst"] = worst
         print(json.dumps(result, indent=2))
     else:
         print(f"{args.data} {args.split}: {report.count} images, {seconds:.1f} s")
         print(report.table())
         if report.absent:
             print(f"absent from ground truth and predictions (excluded from the mean): {', '.join(report.absent)}")
+        if worst:
+            print("\nimages that miss the most pixels of each class (missed/of, mostly called):")
+            for name, rows in worst.items():
+                cells = ", ".join(f"{r['image']} {r['missed']}/{r['of']} {r['predicted_as']}" for r in rows)
+                print(f"- {name}: {cells}")
     return 0

@@ -97,6 +97,51 @@ class ConfusionMatrix:
         )
 
 
+class MissedPixels:
+    """Per image, the ground-truth pixels of each class that the prediction calls something else.
+
+    `update(target, prediction)` once per image, in order; `worst(n)` then names, per class, the n images that
+    miss the most of its pixels and what they were mostly called instead. It finds where a mean IoU is lost,
+    often a handful of images whose labels are wrong (e.g. trousers labelled as legs in pseudo-labels).
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.per_image: list[np.ndarray] = []  # (num_classes, num_classes) int64 confusion of one image
+
+    def update(self, target: np.ndarray, prediction: np.ndarray) -> None:
+        one = ConfusionMatrix(len(self.names), self.names)
+        one.update(target, prediction)
+        self.per_image.append(one.matrix)
+
+    def worst(self, n: int, image_names: Sequence[str]) -> dict[str, list[dict]]:
+        """{class: [{image, missed, of, predicted_as}, ...]} (at most n per class, most missed first); classes
+        with no missed pixel are left out. image_names: one per `update`, in the same order."""
+        if len(image_names) != len(self.per_image):
+            raise ValueError(f"{len(image_names)} names for {len(self.per_image)} images")
+        if not self.per_image:
+            return {}
+        stack = np.stack(self.per_image)  # (images, truth, prediction)
+        classes = np.arange(len(self.names))
+        off_diagonal = stack.copy()
+        off_diagonal[:, classes, classes] = 0
+        missed = off_diagonal.sum(2)  # (images, classes)
+        out: dict[str, list[dict]] = {}
+        for c, name in enumerate(self.names):
+            order = [int(i) for i in np.argsort(-missed[:, c], kind="stable")[:n] if missed[i, c] > 0]
+            if order:
+                out[name] = [
+                    {
+                        "image": str(image_names[i]),
+                        "missed": int(missed[i, c]),
+                        "of": int(stack[i, c].sum()),
+                        "predicted_as": self.names[int(off_diagonal[i, c].argmax())],
+                    }
+                    for i in order
+                ]
+        return out
+
+
 def evaluate_segmenter(
     predict: Callable[[list[np.ndarray]], list[np.ndarray]],
     samples: Iterable[tuple[np.ndarray, np.ndarray]],
@@ -104,11 +149,13 @@ def evaluate_segmenter(
     names: Sequence[str] | None = None,
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
+    missed: MissedPixels | None = None,
 ) -> SegmentationReport:
     """Run `predict` over (image (H, W, 3) uint8, ground truth (H, W) int) pairs and accumulate one matrix.
 
     `predict` maps a list of images to a list of label maps of the same sizes (e.g. `HumanParser.parse_batch`).
-    Images of one batch may differ in size. `progress(done)` is called after each batch.
+    Images of one batch may differ in size. `progress(done)` is called after each batch. `missed`, if given,
+    also gets every image's (target, prediction), in the order of `samples`.
     """
     matrix = ConfusionMatrix(num_classes, names)
     batch: list[tuple[np.ndarray, np.ndarray]] = []
@@ -119,6 +166,8 @@ def evaluate_segmenter(
         predictions = predict([image for image, _ in batch])
         for (_, target), prediction in zip(batch, predictions, strict=True):
             matrix.update(target, prediction)
+            if missed is not None:
+                missed.update(target, prediction)
         done += len(batch)
         batch.clear()
         if progress is not None:
