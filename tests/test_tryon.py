@@ -520,3 +520,30 @@ def test_cli_refuses_a_negative_loss_weight(tmp_path: Path, capsys) -> None:
     assert main(args) == 2
     assert "ssim_weight must be >= 0, got -1.0" in capsys.readouterr().out
     assert not (tmp_path / "run").exists()
+
+
+def test_tryon_average_is_the_weighted_mean_of_the_weights(tmp_path: Path, capsys) -> None:
+    from fipviton.cli import main
+
+    for seed, name in ((0, "a"), (1, "b")):
+        torch.manual_seed(seed)
+        TryOnModel(TryOnConfig.from_preset("tiny")).save_pretrained(tmp_path / name)
+    folders = [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert main(["train", "tryon-average", *folders, "--weights", "0.75,0.25", "--out", str(tmp_path / "soup")]) == 0
+    a, b, soup = (TryOnModel.from_pretrained(tmp_path / n).trainable_state_dict() for n in ("a", "b", "soup"))
+    differs = [k for k in a if a[k].is_floating_point() and not torch.equal(a[k], b[k])]
+    assert differs
+    for key in differs:
+        torch.testing.assert_close(soup[key], 0.75 * a[key] + 0.25 * b[key])
+    assert main(["train", "tryon-average", *folders, "--out", str(tmp_path / "half")]) == 0
+    half = TryOnModel.from_pretrained(tmp_path / "half").trainable_state_dict()
+    torch.testing.assert_close(half[differs[0]], (a[differs[0]] + b[differs[0]]) / 2)
+    capsys.readouterr()
+    # Refused, with nothing written: weights that do not sum to 1 and another network (weight errors, exit 1), a
+    # folder that exists (exit 2).
+    assert main(["train", "tryon-average", *folders, "--weights", "0.5,0.6", "--out", str(tmp_path / "bad")]) == 1
+    assert "sum to 1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(["train", "tryon-average", *folders, "--out", str(tmp_path / "soup")]) == 2
+    TryOnModel(TryOnConfig.from_preset("tiny", patch_size=2)).save_pretrained(tmp_path / "other")
+    assert main(["train", "tryon-average", folders[0], str(tmp_path / "other"), "--out", str(tmp_path / "x")]) == 1
+    assert "another network" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -28,6 +28,11 @@ def _parse_override(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
+def _weight_list(text: str) -> list[float]:
+    """`--weights` "0.75,0.25" -> [0.75, 0.25] (argparse turns a ValueError into a usage error, exit 2)."""
+    return [float(part) for part in text.split(",")]
+
+
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train = groups["train"].add_parser(
         "tryon",
@@ -97,6 +102,25 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     train.add_argument("--prepare-only", action="store_true", help="build the caches and exit")
     train.set_defaults(func=run_train_tryon)
+
+    average = groups["train"].add_parser(
+        "tryon-average",
+        help="average the weights of saved try-on models of one network (a model soup)",
+        description=(
+            "The weighted mean of the weights of two or more saved try-on models of the same network (e.g. runs "
+            "that started from the same weights), saved to --out with the first folder's config."
+        ),
+    )
+    average.add_argument("folders", type=Path, nargs="+", help="try-on folders (config.json + model.safetensors)")
+    average.add_argument(
+        "--weights",
+        type=_weight_list,
+        default=None,
+        metavar="W,W,...",
+        help="one weight per folder, >= 0, summing to 1 (default: equal)",
+    )
+    average.add_argument("--out", type=Path, required=True, help="folder for the averaged model (must not exist)")
+    average.set_defaults(func=run_average_tryon)
 
     evaluate = groups["eval"].add_parser(
         "tryon",
@@ -271,4 +295,18 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
     else:
         for name, value in result.items():
             print(f"{name}: {value}")
+    return 0
+
+
+def run_average_tryon(args: argparse.Namespace) -> int:
+    from fipviton.training.tryon import average_tryon_models
+
+    if args.out.exists():  # never overwrite what the user has
+        print(f"error: {args.out} exists; choose a new folder")
+        return 2
+    if len(args.folders) < 2 or (args.weights is not None and len(args.weights) != len(args.folders)):
+        print("error: give two or more folders and, with --weights, one weight per folder")
+        return 2
+    average_tryon_models(args.folders, args.weights).save_pretrained(args.out)  # a WeightsError: `main` reports it
+    print(f"saved the average of {len(args.folders)} try-on models to {args.out}")
     return 0

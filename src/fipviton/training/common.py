@@ -23,7 +23,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO, TypeVar, cast
@@ -607,3 +607,34 @@ class TrainLoop:
         if self.accelerator.is_main_process:
             cast(Pretrained, final).save_pretrained(self.out / "final")
         return final.eval()
+
+
+def average_states(
+    states: Sequence[dict[str, torch.Tensor]], weights: Sequence[float] | None = None
+) -> dict[str, torch.Tensor]:
+    """The weighted mean of state dicts of one network: a "model soup" of runs that share their start.
+
+    weights: one per state, >= 0, summing to 1; None: the plain mean in the tensors' own dtype (what `train
+    parser-average` has always computed, so its shipped result stays reproducible to the bit). With weights,
+    floating tensors are summed in float64 and cast back. Integer tensors (e.g. BatchNorm's batch counters)
+    are the first state's. `ValueError` when the states hold other tensors or the weights do not fit.
+    """
+    if len(states) < 2 or (weights is not None and len(weights) != len(states)):
+        count = len(states) if weights is None else f"{len(states)} and {len(weights)}"
+        raise ValueError(f"averaging needs two or more states and one weight each, got {count}")
+    if weights is not None and (any(w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6):
+        raise ValueError(f"averaging weights must be >= 0 and sum to 1, got {list(weights)}")
+    first = states[0]
+    for state in states[1:]:
+        if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):
+            raise ValueError("the states are of different networks")
+    mean = {}
+    for key, value in first.items():
+        if not value.is_floating_point():
+            mean[key] = value
+        elif weights is None:
+            mean[key] = torch.stack([state[key] for state in states]).mean(0)
+        else:
+            total = sum(w * state[key].double() for w, state in zip(weights, states, strict=True))
+            mean[key] = total.to(value.dtype)
+    return mean

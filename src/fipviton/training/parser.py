@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from fipviton.analysis.parser import HumanParser, ParserConfig, check_scales, count_parameters
 from fipviton.errors import DatasetError, WeightsError
 from fipviton.labels import FLIP_SWAP, LABEL_NAMES, NUM_LABELS, colorize_labels
-from fipviton.training.common import RunLogger, TrainRunOptions
+from fipviton.training.common import RunLogger, TrainRunOptions, average_states
 
 
 @dataclass(kw_only=True)
@@ -396,13 +396,7 @@ def average_parsers(directories: list[Path]) -> HumanParser:
     for directory, model in zip(directories[1:], models[1:], strict=True):
         if model.config.to_dict() != first:
             raise WeightsError(f"{directory} is another network than {directories[0]} (config.json differs)")
-    states = [model.state_dict() for model in models]
-    mean = {
-        # Integer buffers (BatchNorm's batch counters) are not averaged: the first model's are kept.
-        key: torch.stack([state[key] for state in states]).mean(0) if value.is_floating_point() else value
-        for key, value in states[0].items()
-    }
-    models[0].load_state_dict(mean)
+    models[0].load_state_dict(average_states([model.state_dict() for model in models]))
     return models[0]
 
 

@@ -23,7 +23,7 @@ Output folder (checkpoint layout and logs from `fipviton.training.common`):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -204,3 +204,24 @@ def train_tryon(
 
     loop.run(n_samples, load, step, sample)
     return loop.finish(TryOnModel(replace(config)))
+
+
+def average_tryon_models(directories: Sequence[Path], weights: Sequence[float] | None = None) -> TryOnModel:
+    """The weighted mean of the weights of saved try-on models of one network (a "model soup" of runs that
+    started from the same weights; `fipviton.training.common.average_states`). weights: one per folder, summing
+    to 1 (None: equal). `WeightsError` when the folders hold other networks or the weights do not fit.
+    """
+    from fipviton.errors import WeightsError
+    from fipviton.training.common import average_states
+
+    models = [TryOnModel.from_pretrained(directory) for directory in directories]
+    first = models[0].config.to_dict()
+    for directory, model in zip(directories[1:], models[1:], strict=False):
+        if model.config.to_dict() != first:
+            raise WeightsError(f"{directory} is another network than {directories[0]} (config.json differs)")
+    try:
+        mean = average_states([model.trainable_state_dict() for model in models], weights)
+    except ValueError as exc:
+        raise WeightsError(str(exc)) from exc
+    models[0].load_trainable_state_dict(mean, "the average")
+    return models[0]
