@@ -30,6 +30,10 @@ On one process it is the plain loop. Launch, e.g. (CUDA: NCCL; CPU-only machines
 
     accelerate launch --multi_gpu --num_processes 4 $(which fipviton) eval pipeline --data ... --out ...
     torchrun --nproc_per_node 4 $(which fipviton) eval pipeline --data ... --out ...
+
+On a CPU, one process per core (run so on 2 cores; `accelerate launch --cpu --num_processes 2` started only one):
+
+    torchrun --nproc_per_node 2 --no-python $(which fipviton) eval pipeline --data ... --threads 1 --out ...
 """
 
 from __future__ import annotations
