@@ -154,6 +154,38 @@ def test_total_variation_is_zero_for_a_constant_flow() -> None:
     assert float(total_variation(torch.randn(1, 2, 8, 6))) > 0
 
 
+def test_ssim_term_is_the_evaluation_score_and_moves_the_flow_towards_the_target() -> None:
+    from fipviton.warp.evaluate import isolated_region_ssim
+    from fipviton.warp.losses import WarpLoss, WarpLossWeights, garment_target
+    from fipviton.warp.model import WarpOutput
+
+    # Horizontal stripes, a garment whose print is shifted by half a period: L1 barely sees the difference
+    # between "half a period off" and "flat grey"; SSIM does.
+    rows = torch.arange(48).float()
+    stripes = torch.where((rows // 3) % 2 == 0, 1.0, -1.0)[:, None].expand(48, 36)
+    person = stripes.expand(1, 3, 48, 36).clone()
+    region = torch.zeros(1, 1, 48, 36)
+    region[..., 8:40, 6:30] = 1
+    garment = torch.roll(person, 3, dims=2)
+    mask = torch.ones(1, 1, 48, 36)
+    flow = torch.zeros(1, 2, 48, 36, requires_grad=True)
+    warped = warp(garment, flow)
+    output = WarpOutput(garment=warped * region + (1 - region), mask=region.clone(), flow=flow, visibility=None,
+                        flows=[flow])  # fmt: skip
+    loss_fn = WarpLoss(WarpLossWeights(perceptual=0.0, l1=0.0, mask=0.0, smoothness=0.0, ssim=1.0))
+    loss, parts = loss_fn(output, mask, person, region)
+    # The term is 1 - the warp evaluation's score of the same pair.
+    score = float(isolated_region_ssim(output.garment.detach(), person, region)[0])
+    assert parts["ssim"] == pytest.approx(1 - score, abs=1e-5)
+    assert parts["ssim"] > 0.5
+    loss.backward()
+    assert flow.grad is not None and float(flow.grad[:, 1].abs().sum()) > 0  # it pulls the rows (y) of the flow
+    # Off by default: the shipped recipe's loss has no SSIM term.
+    assert WarpLossWeights().ssim == 0.0
+    assert WarpLoss(WarpLossWeights(perceptual=0.0))(output, mask, person, region)[1]["ssim"] == 0.0
+    assert float(garment_target(person, region)[0, 0, 0, 0]) == 1.0  # white outside the region, as the warp's
+
+
 def test_stlpips_vgg_weights_load_without_the_package() -> None:
     import sys
 
@@ -244,10 +276,15 @@ def test_tiny_training_reduces_the_loss(data_dir: Path, tmp_path: Path) -> None:
     start = trained.state_dict()["garment_encoder.down.0.weight"]
     assert (fine.state_dict()["garment_encoder.down.0.weight"] - start).abs().max() < 0.05 * start.abs().max()
     # Fine-tuning those weights again needs no --fine-channels: the run takes the network of the folder.
+    # (with the optional SSIM term, which the log then reports)
     again = train_warp(
-        replace(args, out=tmp_path / "again", resume=False, steps=1, init_weights=tmp_path / "fine" / "final")
-    )
+        replace(args, out=tmp_path / "again", resume=False, steps=1, log_every=1, ssim_weight=0.5,
+                init_weights=tmp_path / "fine" / "final")
+    )  # fmt: skip
     assert again.config.fine_channels == 4
+    assert " ssim " in (tmp_path / "again" / "train.log").read_text()
+    with pytest.raises(ValueError, match="ssim_weight"):
+        replace(args, ssim_weight=-1.0)
 
 
 @pytest.mark.slow

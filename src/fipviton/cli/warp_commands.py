@@ -41,6 +41,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="start a fresh run from these warping weights and their network config (e.g. the shipped ones; "
         "--fine-channels adds a full-size flow level to weights without one); ignored when resuming",
     )
+    train.add_argument(
+        "--ssim-weight",
+        type=float,
+        default=0.0,
+        help="weight of (1 - SSIM) of the warped garment inside the garment region (default 0 = off)",
+    )
     train.set_defaults(func=run_train_warp)
 
     evaluate = groups["eval"].add_parser(
@@ -72,6 +78,9 @@ def run_train_warp(args: argparse.Namespace) -> int:
     if args.fine_channels is not None and args.fine_channels < 0:
         print("error: --fine-channels must be >= 0", file=sys.stderr)
         return 2
+    if args.ssim_weight < 0:
+        print("error: --ssim-weight must be >= 0", file=sys.stderr)
+        return 2
     train_warp(
         WarpTrainArgs(
             **training_options(args),
@@ -79,6 +88,7 @@ def run_train_warp(args: argparse.Namespace) -> int:
             cross_attention=not args.no_cross_attention,
             fine_channels=args.fine_channels,
             init_weights=args.init_weights,
+            ssim_weight=args.ssim_weight,
         )
     )
     return 0

@@ -48,7 +48,13 @@ class WarpTrainArgs(TrainRunOptions):
     perceptual_layers: int = 2
     perceptual_weight: float = 1.0
     perceptual_samples: int = 2
+    ssim_weight: float = 0.0  # (1 - SSIM) inside the garment region (`fipviton.warp.losses`), off by default
     flip: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.ssim_weight < 0:
+            raise ValueError(f"ssim_weight must be >= 0, got {self.ssim_weight}")
 
 
 @dataclass
@@ -150,6 +156,7 @@ def describe_terms(means: dict[str, float]) -> str:
     return (
         f"loss {means['total']:.4f} mask {means['mask']:.4f} l1 {means['l1']:.4f} "
         f"vgg {means['perceptual']:.4f} tv {means['smoothness']:.4f}"
+        + (f" ssim {means['ssim']:.4f}" if means.get("ssim") else "")
     )
 
 
@@ -184,6 +191,7 @@ def train_warp(args: WarpTrainArgs) -> WarpNet:
             perceptual=args.perceptual_weight,
             perceptual_layers=args.perceptual_layers,
             perceptual_samples=args.perceptual_samples,
+            ssim=args.ssim_weight,
         )
     ).to(loop.device)
     log.log(

@@ -51,21 +51,18 @@ def image_metrics(
     regions: {name: (B, 1, H, W) bool}: also the per-image mean of the same SSIM map inside each region, under
     that name (NaN for an image whose region is empty; aggregate with `nanmean`).
     """
-    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+    from torchmetrics.functional.image import peak_signal_noise_ratio
 
+    from fipviton.losses.ssim import region_mean, ssim_map
+
+    # One SSIM pass: the per-image values are the same with or without the full map.
+    ssim, values = ssim_map(prediction, target)
     a = ((prediction.float() + 1) / 2).clamp(0, 1)
     b = ((target.float() + 1) / 2).clamp(0, 1)
-    # One SSIM pass: the per-image values are the same with or without the full map.
-    ssim, ssim_map = structural_similarity_index_measure(a, b, data_range=1.0, reduction="none", return_full_image=True)
     psnr = peak_signal_noise_ratio(a, b, data_range=1.0, reduction="none", dim=(1, 2, 3))
     out = {"ssim": ssim, "psnr": psnr}
-    if regions:
-        ssim_map = ssim_map.mean(1, keepdim=True)
-        for name, region in regions.items():
-            weight = region.to(ssim_map.dtype)
-            pixels = weight.sum((1, 2, 3))
-            mean = (ssim_map * weight).sum((1, 2, 3)) / pixels.clamp(min=1)
-            out[name] = torch.where(pixels > 0, mean, torch.full_like(mean, float("nan")))
+    for name, region in (regions or {}).items():
+        out[name] = region_mean(values, region, empty=float("nan"))
     if lpips is not None:
         if target_features is None:
             target_features = lpips.features(target.float().clamp(-1, 1))

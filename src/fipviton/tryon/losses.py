@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fipviton.losses.ssim import masked_ssim
+
 
 def random_crop_boxes(
     mask: torch.Tensor, crop: tuple[int, int], generator: torch.Generator | None = None
@@ -54,28 +56,6 @@ def random_crop_boxes(
 def crop(images: torch.Tensor, boxes: list[tuple[int, int]], size: tuple[int, int]) -> torch.Tensor:
     h, w = min(size[0], images.shape[-2]), min(size[1], images.shape[-1])
     return torch.stack([images[i, :, top : top + h, left : left + w] for i, (top, left) in enumerate(boxes)])
-
-
-def masked_ssim(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Differentiable SSIM of two (B, 3, H, W) images in [-1, 1], averaged over `mask` (B, 1, H, W) in [0, 1].
-
-    The map is the evaluation's (`fipviton.tryon.evaluate`: torchmetrics, data range 1, mean over RGB); no mask
-    (or an empty one) averages over the whole image. Returns a scalar tensor, the mean over the batch.
-    """
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
-    _, ssim_map = structural_similarity_index_measure(
-        (prediction.clamp(-1, 1) + 1) / 2, (target + 1) / 2, data_range=1.0, reduction="none", return_full_image=True
-    )
-    ssim_map = ssim_map.mean(1, keepdim=True)
-    if mask is None:
-        return ssim_map.mean()
-    weight = F.interpolate(mask.float(), size=ssim_map.shape[-2:], mode="area")
-    area = weight.sum((1, 2, 3))
-    per_image = torch.where(
-        area > 0, (ssim_map * weight).sum((1, 2, 3)) / area.clamp_min(1e-6), ssim_map.mean((1, 2, 3))
-    )
-    return per_image.mean()
 
 
 class TryOnLoss(nn.Module):

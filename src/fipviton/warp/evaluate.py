@@ -46,15 +46,10 @@ def isolated_region_ssim(garment: torch.Tensor, person: torch.Tensor, region: to
     dominated by the white background that both images share. An empty region scores 1. Unlike
     `fipviton.tryon.evaluate.ssim_inside_regions`, nothing outside the region reaches the SSIM windows.
     """
-    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+    from fipviton.losses.ssim import region_mean, ssim_map
 
-    predicted = ((garment_target(garment.float(), region) + 1) / 2).clamp(0, 1)
-    wanted = ((garment_target(person.float(), region) + 1) / 2).clamp(0, 1)
-    _, ssim_map = ssim(predicted, wanted, data_range=1.0, reduction="none", return_full_image=True)
-    weight = region.expand_as(ssim_map)
-    area = weight.flatten(1).sum(1)
-    score = (ssim_map * weight).flatten(1).sum(1) / area.clamp(min=1)
-    return torch.where(area > 0, score, torch.ones_like(score))
+    _, values = ssim_map(garment_target(garment.float(), region), garment_target(person.float(), region))
+    return region_mean(values, region, empty=1.0)
 
 
 def box_baseline(batch: CachedBatch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,12 @@
   coarse-to-fine training);
 - garment: L1 + VGG perceptual between the warped garment and the person's garment region on white
   (the person's pixels inside the region, white outside, as the warped garment is white outside its mask);
-- smoothness: total variation of every level's flow.
+- smoothness: total variation of every level's flow;
+- ssim (optional, off by default): 1 - SSIM of the warped garment against that target, averaged over the garment
+  region, the SSIM map of `fipviton.warp.evaluate.isolated_region_ssim` (`fipviton.losses.ssim`). Why: the
+  warp only resamples the garment, so unlike an SSIM term on a generator it cannot trade texture for a smooth
+  average; it can only move prints and stripes to where the photo has them, which L1 (blind to a stripe one
+  period off) and the shift-tolerant perceptual loss do not ask for.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fipviton.losses.perceptual import PerceptualLoss
+from fipviton.losses.ssim import masked_ssim
 from fipviton.warp.flow import total_variation, upsample_flow, warp
 from fipviton.warp.model import WarpOutput
 
@@ -28,6 +34,7 @@ class WarpLossWeights:
     perceptual: float = 1.0
     smoothness: float = 0.2
     deep_supervision: float = 0.25  # weight of each coarser level's mask loss
+    ssim: float = 0.0  # weight of (1 - SSIM) inside the garment region; 0 = off (the shipped recipe)
     perceptual_layers: int = 2  # VGG16 slices used (relu1_2, relu2_2 by default; 5 = all)
     # The VGG costs several times the warping network on a CPU: compute it on the first N samples of the
     # batch only (0 = all). The estimate stays unbiased (the batch is shuffled), only noisier.
@@ -74,11 +81,16 @@ class WarpLoss(nn.Module):
         else:
             terms["perceptual"] = output.mask.new_zeros(())
         terms["smoothness"] = sum(total_variation(flow) for flow in output.flows)
+        if w.ssim > 0:
+            terms["ssim"] = 1.0 - masked_ssim(output.garment, target, region)
+        else:
+            terms["ssim"] = output.mask.new_zeros(())
         total = (
             w.mask * terms["mask"]
             + w.deep_supervision * terms["mask_coarse"]
             + w.l1 * terms["l1"]
             + w.perceptual * terms["perceptual"]
             + w.smoothness * terms["smoothness"]
+            + w.ssim * terms["ssim"]
         )
         return total, {key: float(value.detach()) for key, value in terms.items()} | {"total": float(total.detach())}
