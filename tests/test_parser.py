@@ -220,7 +220,7 @@ def test_average_parsers_is_the_mean_of_their_weights(tmp_path: Path, capsys: py
         main(["train", "parser-average", str(tmp_path / "p0"), str(tmp_path / "p1"), "--out", str(tmp_path / "avg")])
         == 2
     )
-    assert "exists" in capsys.readouterr().out
+    assert "exists" in capsys.readouterr().err
     HumanParser(ParserConfig.from_dict(tiny.to_dict() | {"decoder": 24})).save_pretrained(tmp_path / "other")
     assert (
         main(["train", "parser-average", str(tmp_path / "p0"), str(tmp_path / "other"), "--out", str(tmp_path / "x")])
@@ -346,7 +346,7 @@ def test_calibrate_only_needs_images(tmp_path: Path, capsys: pytest.CaptureFixtu
     with pytest.raises(ValueError, match="unknown parser preset"):
         TrainOptions(data=tmp_path, out=tmp_path / "run", config="huge")
     assert main(["train", "parser", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--calibrate-only"]) == 2
-    assert "calibrate_only needs calibrate_count > 0" in capsys.readouterr().out
+    assert "calibrate_only needs calibrate_count > 0" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
@@ -377,15 +377,15 @@ def test_holdout_validation_and_config_file(data_dir: Path, tmp_path: Path, caps
     base = ["train", "parser", "--data", str(viton), "--cache", str(tmp_path / "cache"), "--limit", "16"]
     (tmp_path / "bad.json").write_text('{"widths": [8, 16], "colour": 3}')
     assert main([*base, "--out", str(tmp_path / "r1"), "--config", str(tmp_path / "bad.json")]) == 2
-    assert "not a parser config" in capsys.readouterr().out
+    assert "not a parser config" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "r2"), "--config", str(tmp_path / "missing.json")]) == 2
-    assert "does not exist" in capsys.readouterr().out
+    assert "does not exist" in capsys.readouterr().err
     # Found only once the data is read: a DatasetError, which `main` reports like every input error.
     assert main([*base, "--out", str(tmp_path / "r3"), "--holdout", "16", "--steps", "1"]) == 1
     assert "leaves no training images" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "r4"), "--holdout", "-1"]) == 2
     assert main([*base, "--out", str(tmp_path / "r5"), "--ema-decay", "1"]) == 2
-    assert "ema_decay must be in [0, 1)" in capsys.readouterr().out
+    assert "ema_decay must be in [0, 1)" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

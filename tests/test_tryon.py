@@ -501,7 +501,7 @@ def test_cli_refuses_a_shrink_probability_outside_0_1(tmp_path: Path, capsys) ->
 
     args = ["train", "tryon", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--shrink-prob", "1.5"]
     assert main(args) == 2
-    assert "shrink_prob must be in [0, 1], got 1.5" in capsys.readouterr().out
+    assert "shrink_prob must be in [0, 1], got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
@@ -519,7 +519,7 @@ def test_cli_refuses_a_negative_loss_weight(tmp_path: Path, capsys) -> None:
 
     args = ["train", "tryon", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--ssim-weight", "-1"]
     assert main(args) == 2
-    assert "ssim_weight must be >= 0, got -1.0" in capsys.readouterr().out
+    assert "ssim_weight must be >= 0, got -1.0" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

@@ -90,17 +90,17 @@ def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys) -> None:
         main(["eval", "tryon", "--data", str(tmp_path), "--shrink-warp", "6"])
     assert exit_info.value.code == 2 and "PX,FRACTION" in capsys.readouterr().err
     assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--shrink-warp", "6,0.2"]) == 2
-    assert "--shrink-warp needs --pairs paired" in capsys.readouterr().out
+    assert "--shrink-warp needs --pairs paired" in capsys.readouterr().err
     assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--backdrops", "0"]) == 2
-    assert "--backdrops needs --pairs paired" in capsys.readouterr().out
+    assert "--backdrops needs --pairs paired" in capsys.readouterr().err
 
 
 def test_eval_tryon_zero_needs_paired_pairs_and_zeros_weights(tmp_path: Path, capsys) -> None:
     assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--zero", "body_parts"]) == 2
-    assert "--zero needs --pairs paired" in capsys.readouterr().out
+    assert "--zero needs --pairs paired" in capsys.readouterr().err
     dropped = tmp_path / "drop"
     TryOnModel(TryOnConfig.from_preset("tiny", ablation_mode="drop")).save_pretrained(dropped)
     assert main(["eval", "tryon", "--data", str(tmp_path), "--weights", str(dropped), "--zero", "body_parts"]) == 2
-    assert "ablation_mode zeros" in capsys.readouterr().out
+    assert "ablation_mode zeros" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # not a condition
         main(["eval", "tryon", "--data", str(tmp_path), "--zero", "colour"])

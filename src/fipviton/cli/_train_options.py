@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fipviton.cli._usage import usage_error
 from fipviton.errors import DatasetError
 
 
@@ -48,7 +49,7 @@ def check_training_arguments(args: argparse.Namespace) -> bool:
     if not args.data.is_dir():
         raise DatasetError(f"{args.data}: no such directory")
     if args.steps < 1 or args.batch_size < 1:
-        print("error: --steps and --batch-size must be positive")
+        usage_error("--steps and --batch-size must be positive")
         return False
     return True
 

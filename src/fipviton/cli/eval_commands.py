@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from fipviton.cli._usage import usage_error
+
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups["eval"].add_parser(
@@ -73,11 +75,9 @@ def run_eval_parser(args: argparse.Namespace) -> int:
     from fipviton.labels import LABEL_NAMES, NUM_LABELS
 
     if args.limit is not None and args.limit < 1:
-        print("error: --limit must be at least 1", file=sys.stderr)
-        return 2
+        return usage_error("--limit must be at least 1")
     if args.worst < 0:
-        print("error: --worst must be >= 0", file=sys.stderr)
-        return 2
+        return usage_error("--worst must be >= 0")
     if not args.data.is_dir():
         raise DatasetError(f"{args.data}: no such directory")
     if args.threads:

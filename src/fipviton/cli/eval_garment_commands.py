@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fipviton.cli._usage import usage_error
+
 if TYPE_CHECKING:
     from fipviton.data import DatasetReader, PairEntry
 
@@ -59,8 +61,7 @@ def run_eval_garment_mask(args: argparse.Namespace) -> int:
     from fipviton.errors import DatasetError
 
     if args.limit is not None and args.limit < 1:
-        print("error: --limit must be at least 1", file=sys.stderr)
-        return 2
+        return usage_error("--limit must be at least 1")
     reader = open_dataset(args.data)
     seen: set[str] = set()
     ious: list[float] = []

@@ -9,11 +9,11 @@ with its own pipeline; `--queue-size` more requests may wait, further ones get 5
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fipviton.cli._usage import usage_error
 from fipviton.errors import WeightsError
 
 if TYPE_CHECKING:
@@ -69,8 +69,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         config = ServeConfig(**{field: getattr(args, field) for _, field, _, _ in LIMIT_OPTIONS})
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return usage_error(str(exc))
     if args.threads is not None:
         import torch
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fipviton.cli._usage import refuse_existing, usage_error
 from fipviton.cli.eval_commands import scale_list
 
 
@@ -163,8 +164,7 @@ def run_train_parser(args: argparse.Namespace) -> int:
             time_limit=None if args.time_limit is None else args.time_limit * 60,
         )
     except ValueError as exc:
-        print(f"error: {exc}")
-        return 2
+        return usage_error(str(exc))
     train(opts)  # data problems found while loading (e.g. a holdout larger than the data) are DatasetErrors
     return 0
 
@@ -172,9 +172,8 @@ def run_train_parser(args: argparse.Namespace) -> int:
 def run_average_parsers(args: argparse.Namespace) -> int:
     from fipviton.training.parser import average_parsers
 
-    if args.out.exists():  # never overwrite what the user has
-        print(f"error: {args.out} exists; choose a new folder")
-        return 2
+    if (refused := refuse_existing(args.out)) is not None:
+        return refused
     average_parsers(args.folders).save_pretrained(args.out)  # a WeightsError is reported by `main`
     print(f"saved the mean of {len(args.folders)} parsers to {args.out}")
     return 0

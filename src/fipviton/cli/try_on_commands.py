@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from fipviton.cli._usage import usage_error
 from fipviton.data.sample import Category
 from fipviton.errors import DatasetError, FipvitonError, OutputPathError
 
@@ -116,8 +117,7 @@ def result_grid(result: TryOnResult) -> np.ndarray:
 
 def run_try_on(args: argparse.Namespace) -> int:
     if args.steps < 1:
-        print("error: --steps must be >= 1", file=sys.stderr)
-        return 2
+        return usage_error("--steps must be >= 1")
     if args.threads:
         import torch
 
@@ -125,15 +125,12 @@ def run_try_on(args: argparse.Namespace) -> int:
     list_mode = args.data is not None or args.pairs is not None
     if list_mode:
         if args.person is not None or args.garment is not None:
-            print("error: give either PERSON GARMENT or --data/--pairs, not both", file=sys.stderr)
-            return 2
+            return usage_error("give either PERSON GARMENT or --data/--pairs, not both")
         if args.data is None or args.pairs is None or args.out is None:
-            print("error: list mode needs --data DIR, --pairs FILE and --out DIR", file=sys.stderr)
-            return 2
+            return usage_error("list mode needs --data DIR, --pairs FILE and --out DIR")
         return _run_list(args)
     if args.person is None or args.garment is None or args.out is None:
-        print("error: give PERSON GARMENT -o OUT.png (or --data/--pairs/--out for a list)", file=sys.stderr)
-        return 2
+        return usage_error("give PERSON GARMENT -o OUT.png (or --data/--pairs/--out for a list)")
     return _run_one(args)
 
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from fipviton.cli._train_options import add_training_arguments, check_training_arguments, training_options
+from fipviton.cli._usage import refuse_existing, usage_error
 from fipviton.tryon.config import LOCAL_CONDITIONS
 
 # The conditions `eval tryon --zero` can switch off: the local ones and the garment tokens (`use_<name>` fields).
@@ -226,8 +227,7 @@ def run_train_tryon(args: argparse.Namespace) -> int:
             return 0
         train_tryon(options)
     except ValueError as exc:
-        print(f"error: {exc}")
-        return 2
+        return usage_error(str(exc))
     return 0
 
 
@@ -242,17 +242,13 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         raise DatasetError(f"{args.data}: no such directory")
     if args.steps < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        print("error: --steps, --batch-size and --limit must be positive")
-        return 2
+        return usage_error("--steps, --batch-size and --limit must be positive")
     if args.shrink_warp is not None and args.pairs == "unpaired":
-        print("error: --shrink-warp needs --pairs paired (it is scored against the ground truth)")
-        return 2
+        return usage_error("--shrink-warp needs --pairs paired (it is scored against the ground truth)")
     if args.backdrops is not None and args.pairs == "unpaired":
-        print("error: --backdrops needs --pairs paired (it is scored against the ground truth)")
-        return 2
+        return usage_error("--backdrops needs --pairs paired (it is scored against the ground truth)")
     if args.zero and args.pairs == "unpaired":
-        print("error: --zero needs --pairs paired (an ablation scored against the ground truth)")
-        return 2
+        return usage_error("--zero needs --pairs paired (an ablation scored against the ground truth)")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.pairs == "unpaired":
@@ -266,8 +262,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
         model = TryOnModel.from_pretrained(args.weights, **overrides)
         if args.zero:
             if model.config.ablation_mode != "zeros":  # "drop" weights have no input channels to zero
-                print(f"error: --zero needs weights with ablation_mode zeros, not {model.config.ablation_mode}")
-                return 2
+                return usage_error(f"--zero needs weights with ablation_mode zeros, not {model.config.ablation_mode}")
             model = TryOnModel.from_pretrained(args.weights, **overrides, **{f"use_{n}": False for n in args.zero})
         result, grid = evaluate_paired(
             model,
@@ -301,12 +296,10 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
 def run_average_tryon(args: argparse.Namespace) -> int:
     from fipviton.training.tryon import average_tryon_models
 
-    if args.out.exists():  # never overwrite what the user has
-        print(f"error: {args.out} exists; choose a new folder")
-        return 2
+    if (refused := refuse_existing(args.out)) is not None:
+        return refused
     if len(args.folders) < 2 or (args.weights is not None and len(args.weights) != len(args.folders)):
-        print("error: give two or more folders and, with --weights, one weight per folder")
-        return 2
+        return usage_error("give two or more folders and, with --weights, one weight per folder")
     average_tryon_models(args.folders, args.weights).save_pretrained(args.out)  # a WeightsError: `main` reports it
     print(f"saved the average of {len(args.folders)} try-on models to {args.out}")
     return 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from fipviton.cli._train_options import add_training_arguments, check_training_arguments, training_options
+from fipviton.cli._usage import usage_error
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -76,11 +76,9 @@ def run_train_warp(args: argparse.Namespace) -> int:
     if not check_training_arguments(args):
         return 2
     if args.fine_channels is not None and args.fine_channels < 0:
-        print("error: --fine-channels must be >= 0", file=sys.stderr)
-        return 2
+        return usage_error("--fine-channels must be >= 0")
     if args.ssim_weight < 0:
-        print("error: --ssim-weight must be >= 0", file=sys.stderr)
-        return 2
+        return usage_error("--ssim-weight must be >= 0")
     train_warp(
         WarpTrainArgs(
             **training_options(args),
