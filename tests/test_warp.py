@@ -154,9 +154,9 @@ def test_total_variation_is_zero_for_a_constant_flow() -> None:
     assert float(total_variation(torch.randn(1, 2, 8, 6))) > 0
 
 
-def test_ssim_term_is_the_evaluation_score_and_moves_the_flow_towards_the_target() -> None:
+def test_ssim_term_scores_the_pyramid_warp_and_moves_only_the_pyramid_flow() -> None:
     from fipviton.warp.evaluate import isolated_region_ssim
-    from fipviton.warp.losses import WarpLoss, WarpLossWeights, garment_target
+    from fipviton.warp.losses import WarpLoss, WarpLossWeights, pyramid_warp
     from fipviton.warp.model import WarpOutput
 
     # Horizontal stripes, a garment whose print is shifted by half a period: L1 barely sees the difference
@@ -168,22 +168,24 @@ def test_ssim_term_is_the_evaluation_score_and_moves_the_flow_towards_the_target
     region[..., 8:40, 6:30] = 1
     garment = torch.roll(person, 3, dims=2)
     mask = torch.ones(1, 1, 48, 36)
-    flow = torch.zeros(1, 2, 48, 36, requires_grad=True)
-    warped = warp(garment, flow)
-    output = WarpOutput(garment=warped * region + (1 - region), mask=region.clone(), flow=flow, visibility=None,
-                        flows=[flow])  # fmt: skip
+    coarse = torch.zeros(1, 2, 24, 18, requires_grad=True)  # the pyramid's finest flow, at half the size
+    fine = torch.zeros(1, 2, 48, 36, requires_grad=True)  # the full-size level's flow
+    output = WarpOutput(garment=warp(garment, fine) * region + (1 - region), mask=region.clone(), flow=fine,
+                        visibility=None, flows=[coarse, fine])  # fmt: skip
     loss_fn = WarpLoss(WarpLossWeights(perceptual=0.0, l1=0.0, mask=0.0, smoothness=0.0, ssim=1.0))
-    loss, parts = loss_fn(output, mask, person, region)
-    # The term is 1 - the warp evaluation's score of the same pair.
-    score = float(isolated_region_ssim(output.garment.detach(), person, region)[0])
-    assert parts["ssim"] == pytest.approx(1 - score, abs=1e-5)
-    assert parts["ssim"] > 0.5
+    loss, parts = loss_fn(output, mask, person, region, garment)
+    # The term is 1 - the warp evaluation's score of the garment warped by the pyramid's flow.
+    pyramid = pyramid_warp(output, garment, mask).detach()
+    score = float(isolated_region_ssim(pyramid, person, region)[0])
+    assert parts["ssim"] == pytest.approx(1 - score, abs=1e-5) and parts["ssim"] > 0.5
     loss.backward()
-    assert flow.grad is not None and float(flow.grad[:, 1].abs().sum()) > 0  # it pulls the rows (y) of the flow
+    assert coarse.grad is not None and float(coarse.grad[:, 1].abs().sum()) > 0  # it pulls the rows (y)
+    assert fine.grad is None or float(fine.grad.abs().sum()) == 0  # the per-pixel flow is left to the other terms
+    with pytest.raises(ValueError, match="unwarped garment"):
+        loss_fn(output, mask, person, region)
     # Off by default: the shipped recipe's loss has no SSIM term.
     assert WarpLossWeights().ssim == 0.0
     assert WarpLoss(WarpLossWeights(perceptual=0.0))(output, mask, person, region)[1]["ssim"] == 0.0
-    assert float(garment_target(person, region)[0, 0, 0, 0]) == 1.0  # white outside the region, as the warp's
 
 
 def test_stlpips_vgg_weights_load_without_the_package() -> None:

@@ -209,7 +209,7 @@ def train_warp(args: WarpTrainArgs) -> WarpNet:
 
     def step(batch: NetBatch) -> tuple[torch.Tensor, dict[str, float], WarpOutput]:
         output = run_model(model, batch, loop.bf16, loop.device.type)
-        loss, terms = loss_fn(output, batch.garment_mask, batch.person, batch.region)
+        loss, terms = loss_fn(output, batch.garment_mask, batch.person, batch.region, batch.garment)
         return loss, terms, output
 
     # sample_first: a grid after step 1 shows the inputs and what the run starts from.

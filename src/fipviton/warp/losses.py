@@ -6,11 +6,14 @@
 - garment: L1 + VGG perceptual between the warped garment and the person's garment region on white
   (the person's pixels inside the region, white outside, as the warped garment is white outside its mask);
 - smoothness: total variation of every level's flow;
-- ssim (optional, off by default): 1 - SSIM of the warped garment against that target, averaged over the garment
-  region, the SSIM map of `fipviton.warp.evaluate.isolated_region_ssim` (`fipviton.losses.ssim`). Why: the
-  warp only resamples the garment, so unlike an SSIM term on a generator it cannot trade texture for a smooth
-  average; it can only move prints and stripes to where the photo has them, which L1 (blind to a stripe one
-  period off) and the shift-tolerant perceptual loss do not ask for.
+- ssim (optional, off by default): 1 - SSIM of the garment warped by the pyramid's flow against that target,
+  averaged over the garment region, with the SSIM map of `fipviton.warp.evaluate.isolated_region_ssim`
+  (`fipviton.losses.ssim`). Why: the warp only resamples the garment, so it cannot trade texture for a smooth
+  average; the term asks it to move prints and stripes to where the photo has them, which L1 (blind to a stripe
+  one period off) and the shift-tolerant perceptual loss do not. Why the pyramid's flow (the finest level at half
+  the output size or less, upsampled) and not the final one: SSIM's gradient on a print is as fine as the print,
+  and on a per-pixel flow (the full-size level) it jitters the flow from pixel to pixel and scrambles stripes
+  (seen in a run with the term on the final flow, 2026-11-27); the coarser flow can only move whole patches.
 """
 
 from __future__ import annotations
@@ -47,11 +50,12 @@ def garment_target(person: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
 
 
 class WarpLoss(nn.Module):
-    """forward(output, garment_mask, person, region) -> (total loss, dict of float terms).
+    """forward(output, garment_mask, person, region, garment=None) -> (total loss, dict of float terms).
 
     output: `WarpOutput` at (H, W); garment_mask (B, 1, H, W) the unwarped garment mask at the same size as
     output (used for the coarse levels); person (B, 3, H, W) in [-1, 1]; region (B, 1, H, W) the garment
-    region of the parsing in {0, 1}.
+    region of the parsing in {0, 1}; garment (B, 3, H, W) in [-1, 1], the unwarped garment at the same size
+    (needed by the SSIM term only).
     """
 
     def __init__(self, weights: WarpLossWeights | None = None, perceptual: PerceptualLoss | None = None) -> None:
@@ -61,7 +65,14 @@ class WarpLoss(nn.Module):
             perceptual = PerceptualLoss(num_layers=self.weights.perceptual_layers)
         self.perceptual = perceptual
 
-    def forward(self, output: WarpOutput, garment_mask: torch.Tensor, person: torch.Tensor, region: torch.Tensor):
+    def forward(
+        self,
+        output: WarpOutput,
+        garment_mask: torch.Tensor,
+        person: torch.Tensor,
+        region: torch.Tensor,
+        garment: torch.Tensor | None = None,
+    ):
         w = self.weights
         size = tuple(output.mask.shape[-2:])
         terms: dict[str, torch.Tensor] = {}
@@ -82,7 +93,11 @@ class WarpLoss(nn.Module):
             terms["perceptual"] = output.mask.new_zeros(())
         terms["smoothness"] = sum(total_variation(flow) for flow in output.flows)
         if w.ssim > 0:
-            terms["ssim"] = 1.0 - masked_ssim(output.garment, target, region)
+            if garment is None:
+                raise ValueError("the SSIM term needs the unwarped garment")
+            # On white outside the region, as the evaluation scores it (the mask terms train the outline).
+            pyramid = garment_target(pyramid_warp(output, garment, garment_mask), region)
+            terms["ssim"] = 1.0 - masked_ssim(pyramid, target, region)
         else:
             terms["ssim"] = output.mask.new_zeros(())
         total = (
@@ -94,3 +109,19 @@ class WarpLoss(nn.Module):
             + w.ssim * terms["ssim"]
         )
         return total, {key: float(value.detach()) for key, value in terms.items()} | {"total": float(total.detach())}
+
+
+def pyramid_warp(output: WarpOutput, garment: torch.Tensor, garment_mask: torch.Tensor) -> torch.Tensor:
+    """The garment (B, 3, H, W) warped by the finest flow of `output` at half its size (H, W) or less, on white.
+
+    That flow is upsampled bilinearly, so the result moves whole patches of the garment; the visibility map
+    applies as in the network's output. garment in [-1, 1], garment_mask (B, 1, H, W) in [0, 1].
+    """
+    size = tuple(output.mask.shape[-2:])
+    coarse = [flow for flow in output.flows if 2 * flow.shape[-2] <= size[0]] or output.flows[:1]
+    flow = upsample_flow(coarse[-1], size)
+    mask = warp(garment_mask, flow, padding_mode="zeros")
+    if output.visibility is not None:
+        mask = mask * output.visibility
+    mask = mask.clamp(0, 1)
+    return warp(garment, flow) * mask + (1 - mask)
