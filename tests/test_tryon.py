@@ -409,7 +409,9 @@ def test_training_starts_from_init_weights_with_a_new_head(real_items, tmp_path:
         ckpt_every=100,
     )
     train_tryon(args, dataset=real_items, collate=inputs_from_arrays)
-    assert "6 new tensors keep their initialisation" in (tmp_path / "run" / "train.log").read_text()
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "6 new tensors keep their initialisation" in log
+    assert "--preset unused" in log  # the network came from the starting weights, and the log says so
     final = TryOnModel.from_pretrained(tmp_path / "run" / "final")
     assert final.config.refine_channels == 8
     # The rest of the config is the starting weights' (their t* and training source), not the preset's.

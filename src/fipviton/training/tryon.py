@@ -137,6 +137,8 @@ def train_tryon(
         # Fine-tuning keeps the network and recipe of the weights it starts from (their t*, training source,
         # conditions), not the preset's; --set still overrides them.
         config = replace(TryOnConfig.load(Path(args.init_weights) / "config.json"), **args.overrides)
+        if loop.saved_config() is None:
+            log.log(f"network config from {args.init_weights} (preset {config.preset or 'custom'}; --preset unused)")
     else:
         config = TryOnConfig.from_preset(args.preset, **args.overrides)
     saved = loop.saved_config()
