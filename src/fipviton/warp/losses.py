@@ -14,8 +14,8 @@
   the output size or less, upsampled) and not the final one: SSIM's gradient on a print is as fine as the print,
   and on a per-pixel flow (the full-size level) it jitters the flow from pixel to pixel and scrambles stripes
   (seen in a run with the term on the final flow, 2026-11-27); the coarser flow can only move whole patches.
-  Outcome (warp card, "An SSIM term: tried, not shipped"): on the pyramid's flow too it raised the score by
-  smearing stripes into bands, so it stays off; it is kept to reproduce that finding.
+  Outcome (warp card, "More CPU training, and an SSIM term: tried, not shipped"): on the pyramid's flow too it
+  raised the score by smearing stripes into bands, so it stays off; it is kept to reproduce that finding.
 """
 
 from __future__ import annotations
