@@ -258,8 +258,10 @@ class TryOnCacheDataset(Dataset):
         if shrink is not None:
             values["warped"], values["warped_mask"] = shrink_warped(values["warped"], values["warped_mask"], *shrink)
         if self.flip_prob > 0 and float(torch.rand(())) < self.flip_prob:
-            values = {k: np.ascontiguousarray(v[:, ::-1]) for k, v in values.items()}
-            values["body_parts"] = flip_parts(values["body_parts"])
+            # flip_parts mirrors and swaps left/right itself: the map must not be mirrored a second time (until
+            # 2026-11-27 it was, so every mirrored training sample had its body-part map at the unmirrored place).
+            parts = flip_parts(values.pop("body_parts"))
+            values = {k: np.ascontiguousarray(v[:, ::-1]) for k, v in values.items()} | {"body_parts": parts}
         return values
 
     @staticmethod
