@@ -29,7 +29,7 @@ from torch import nn
 from fipviton.losses.perceptual import PerceptualLoss
 from fipviton.losses.ssim import masked_ssim
 from fipviton.warp.flow import total_variation, upsample_flow, warp
-from fipviton.warp.model import WarpOutput
+from fipviton.warp.model import WarpOutput, warp_on_white
 
 
 @dataclass
@@ -121,9 +121,4 @@ def pyramid_warp(output: WarpOutput, garment: torch.Tensor, garment_mask: torch.
     """
     size = tuple(output.mask.shape[-2:])
     coarse = [flow for flow in output.flows if 2 * flow.shape[-2] <= size[0]] or output.flows[:1]
-    flow = upsample_flow(coarse[-1], size)
-    mask = warp(garment_mask, flow, padding_mode="zeros")
-    if output.visibility is not None:
-        mask = mask * output.visibility
-    mask = mask.clamp(0, 1)
-    return warp(garment, flow) * mask + (1 - mask)
+    return warp_on_white(garment, garment_mask, upsample_flow(coarse[-1], size), output.visibility)[0]

@@ -208,6 +208,21 @@ class FlowLevel(nn.Module):
         return hidden, self.flow(hidden)
 
 
+def warp_on_white(
+    garment: torch.Tensor, garment_mask: torch.Tensor, flow: torch.Tensor, visibility: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(warped garment on white (B, 3, H, W) in [-1, 1], visible warped mask (B, 1, H, W) in [0, 1]).
+
+    garment (B, 3, h, w) in [-1, 1] and garment_mask (B, 1, h, w) sampled by `flow` (B, 2, H, W); the mask is
+    multiplied by `visibility` (B, 1, H, W) when given. What `WarpNet.forward` outputs for its final flow.
+    """
+    mask = warp(garment_mask, flow, padding_mode="zeros")
+    if visibility is not None:
+        mask = mask * visibility
+    mask = mask.clamp(0, 1)
+    return warp(garment, flow, padding_mode="border") * mask + (1 - mask), mask
+
+
 @dataclass
 class WarpOutput:
     """What the warping module returns, at the requested output size (H, W).
@@ -316,16 +331,12 @@ class WarpNet(nn.Module):
         garment_input = torch.cat((small_garment, small_mask), dim=1)
         flows, visibility_logits = self.predict_flow(garment_input, person_small)
         flow = upsample_flow(flows[-1], size)
-        warped = warp(garment, flow, padding_mode="border")
-        mask = warp(garment_mask, flow, padding_mode="zeros")
         visibility = None
         if visibility_logits is not None:
             visibility = torch.sigmoid(
                 F.interpolate(visibility_logits, size=size, mode="bilinear", align_corners=False)
             )
-            mask = mask * visibility
-        mask = mask.clamp(0, 1)
-        warped = warped * mask + (1 - mask)
+        warped, mask = warp_on_white(garment, garment_mask, flow, visibility)
         return WarpOutput(garment=warped, mask=mask, flow=flow, visibility=visibility, flows=flows)
 
     def save_pretrained(self, directory: str | Path) -> None:
