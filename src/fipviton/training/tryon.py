@@ -133,15 +133,15 @@ def train_tryon(
 
     loop = TrainLoop(args)
     log, accelerator = loop.log, loop.accelerator
+    saved = loop.saved_config()
     if args.init_weights is not None:
         # Fine-tuning keeps the network and recipe of the weights it starts from (their t*, training source,
         # conditions), not the preset's; --set still overrides them.
         config = replace(TryOnConfig.load(Path(args.init_weights) / "config.json"), **args.overrides)
-        if loop.saved_config() is None:
+        if saved is None:
             log.log(f"network config from {args.init_weights} (preset {config.preset or 'custom'}; --preset unused)")
     else:
         config = TryOnConfig.from_preset(args.preset, **args.overrides)
-    saved = loop.saved_config()
     if saved is not None:
         # A resumed run keeps its network; only inference-time fields may still be set with --set.
         config = TryOnConfig.from_dict(saved)
