@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from fipviton import __version__
+from fipviton.cli._usage import USAGE_ERROR, UsageError
 from fipviton.errors import FipvitonError
 
 GROUPS = {
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
     except FipvitonError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from fipviton.cli._usage import usage_error
+from fipviton.cli._usage import UsageError
 from fipviton.errors import DatasetError
 
 
@@ -44,14 +44,12 @@ def add_training_arguments(
     parser.add_argument("--seed", type=int, default=0)
 
 
-def check_training_arguments(args: argparse.Namespace) -> bool:
-    """False (after printing why) when --steps or --batch-size is not positive; raises for a missing --data."""
+def check_training_arguments(args: argparse.Namespace) -> None:
+    """A DatasetError for a missing --data; a UsageError when --steps or --batch-size is not positive."""
     if not args.data.is_dir():
         raise DatasetError(f"{args.data}: no such directory")
     if args.steps < 1 or args.batch_size < 1:
-        usage_error("--steps and --batch-size must be positive")
-        return False
-    return True
+        raise UsageError("--steps and --batch-size must be positive")
 
 
 def training_options(args: argparse.Namespace) -> dict[str, Any]:

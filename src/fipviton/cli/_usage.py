@@ -1,22 +1,23 @@
-"""Usage errors of the commands: one format, on stderr, exit status 2 (as argparse's own)."""
+"""Usage errors of the commands: one format, on stderr, exit status 2 (as argparse's own).
+
+A command raises `UsageError` wherever it finds its command line wrong; `fipviton.cli.main` prints it and exits
+with `USAGE_ERROR`. Errors in the user's files (images, datasets, weights) are `fipviton.errors.FipvitonError`s
+instead, which exit with 1 and are also what the HTTP API turns into 4xx answers.
+"""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 USAGE_ERROR = 2  # argparse exits with 2 for a bad command line; ours do the same
 
 
-def usage_error(message: str) -> int:
-    """Print `error: <message>` on stderr and return the exit status of a usage error."""
-    print(f"error: {message}", file=sys.stderr)
-    return USAGE_ERROR
+class UsageError(Exception):
+    """The command line asks for something the command cannot do (`main` prints `error: <message>`, exit 2)."""
 
 
-def refuse_existing(out: Path) -> int | None:
-    """For commands that write a new folder: the usage error when `out` exists (nothing the user has is ever
-    overwritten), else None."""
+def refuse_existing(out: Path) -> None:
+    """For commands that write a new folder: a UsageError when `out` exists (nothing the user has is ever
+    overwritten)."""
     if Path(out).exists():
-        return usage_error(f"{out} exists; choose a new folder")
-    return None
+        raise UsageError(f"{out} exists; choose a new folder")

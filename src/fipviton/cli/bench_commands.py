@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from fipviton.cli._usage import usage_error
+from fipviton.cli._usage import UsageError
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -32,7 +32,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from fipviton.bench import run_bench
 
     if args.repeat < 1 or args.ddim_steps < 1 or args.ddim_repeat < 1:
-        return usage_error("--repeat, --ddim-steps and --ddim-repeat must be positive")
+        raise UsageError("--repeat, --ddim-steps and --ddim-repeat must be positive")
     if args.threads:
         torch.set_num_threads(args.threads)
     report = run_bench(repeat=args.repeat, ddim_steps=args.ddim_steps, ddim_repeat=args.ddim_repeat)

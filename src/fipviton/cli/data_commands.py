@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from fipviton.cli._usage import usage_error
+from fipviton.cli._usage import UsageError
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -52,9 +52,9 @@ def run_check(args: argparse.Namespace) -> int:
 
     root: Path = args.dir
     if args.workers is not None and args.workers < 1:
-        return usage_error("--workers must be at least 1")
+        raise UsageError("--workers must be at least 1")
     if not root.is_dir():
-        return usage_error(f"{root}: no such directory")
+        raise UsageError(f"{root}: no such directory")
 
     def progress(done: int, total: int) -> None:
         if not args.json and sys.stderr.isatty():
@@ -63,7 +63,7 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         report = check_dataset(root, workers=args.workers, progress=progress)
     except DatasetError as exc:  # no known layout: the argument is wrong, not the data
-        return usage_error(str(exc))
+        raise UsageError(str(exc)) from None
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
     else:
@@ -77,18 +77,18 @@ def run_framing(args: argparse.Namespace) -> int:
     from fipviton.framing import framing_statistics
 
     if args.limit is not None and args.limit < 1:
-        return usage_error("--limit must be at least 1")
+        raise UsageError("--limit must be at least 1")
     if not args.dir.is_dir():
-        return usage_error(f"{args.dir}: no such directory")
+        raise UsageError(f"{args.dir}: no such directory")
     try:
         reader = open_dataset(args.dir)
-        if args.split not in reader.splits():
-            splits = ", ".join(reader.splits())
-            return usage_error(f"{args.dir} has no split {args.split!r} (it has {splits})")
-        pairs = reader.pairs(args.split, paired=True)[: args.limit]
-        stats = framing_statistics(reader.load(args.split, pair) for pair in pairs)
-    except DatasetError as exc:
-        return usage_error(str(exc))
+    except DatasetError as exc:  # no known layout: the argument is wrong; a broken file further on is the data's
+        raise UsageError(str(exc)) from None
+    if args.split not in reader.splits():
+        splits = ", ".join(reader.splits())
+        raise UsageError(f"{args.dir} has no split {args.split!r} (it has {splits})")
+    pairs = reader.pairs(args.split, paired=True)[: args.limit]
+    stats = framing_statistics(reader.load(args.split, pair) for pair in pairs)
     if args.json:
         print(json.dumps(stats, indent=1))
         return 0

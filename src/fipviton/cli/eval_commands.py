@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from fipviton.cli._usage import usage_error
+from fipviton.cli._usage import UsageError
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -75,9 +75,9 @@ def run_eval_parser(args: argparse.Namespace) -> int:
     from fipviton.labels import LABEL_NAMES, NUM_LABELS
 
     if args.limit is not None and args.limit < 1:
-        return usage_error("--limit must be at least 1")
+        raise UsageError("--limit must be at least 1")
     if args.worst < 0:
-        return usage_error("--worst must be >= 0")
+        raise UsageError("--worst must be >= 0")
     if not args.data.is_dir():
         raise DatasetError(f"{args.data}: no such directory")
     if args.threads:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fipviton.cli._usage import usage_error
+from fipviton.cli._usage import UsageError
 
 if TYPE_CHECKING:
     from fipviton.data import DatasetReader, PairEntry
@@ -61,7 +61,7 @@ def run_eval_garment_mask(args: argparse.Namespace) -> int:
     from fipviton.errors import DatasetError
 
     if args.limit is not None and args.limit < 1:
-        return usage_error("--limit must be at least 1")
+        raise UsageError("--limit must be at least 1")
     reader = open_dataset(args.data)
     seen: set[str] = set()
     ious: list[float] = []

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fipviton.cli._usage import usage_error
+from fipviton.cli._usage import UsageError
 from fipviton.errors import WeightsError
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         config = ServeConfig(**{field: getattr(args, field) for _, field, _, _ in LIMIT_OPTIONS})
     except ValueError as exc:
-        return usage_error(str(exc))
+        raise UsageError(str(exc)) from None
     if args.threads is not None:
         import torch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fipviton.cli._usage import refuse_existing, usage_error
+from fipviton.cli._usage import UsageError, refuse_existing
 from fipviton.cli.eval_commands import scale_list
 
 
@@ -129,8 +129,7 @@ def run_train_parser(args: argparse.Namespace) -> int:
     from fipviton.cli._train_options import check_training_arguments
     from fipviton.training.parser import TrainOptions, train
 
-    if not check_training_arguments(args):
-        return 2
+    check_training_arguments(args)
     try:  # TrainOptions checks its own values
         opts = TrainOptions(
             data=args.data,
@@ -164,7 +163,7 @@ def run_train_parser(args: argparse.Namespace) -> int:
             time_limit=None if args.time_limit is None else args.time_limit * 60,
         )
     except ValueError as exc:
-        return usage_error(str(exc))
+        raise UsageError(str(exc)) from None
     train(opts)  # data problems found while loading (e.g. a holdout larger than the data) are DatasetErrors
     return 0
 
@@ -172,8 +171,7 @@ def run_train_parser(args: argparse.Namespace) -> int:
 def run_average_parsers(args: argparse.Namespace) -> int:
     from fipviton.training.parser import average_parsers
 
-    if (refused := refuse_existing(args.out)) is not None:
-        return refused
+    refuse_existing(args.out)
     average_parsers(args.folders).save_pretrained(args.out)  # a WeightsError is reported by `main`
     print(f"saved the mean of {len(args.folders)} parsers to {args.out}")
     return 0

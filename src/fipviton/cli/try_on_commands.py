@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from fipviton.cli._usage import usage_error
+from fipviton.cli._usage import UsageError
 from fipviton.data.sample import Category
 from fipviton.errors import DatasetError, FipvitonError, OutputPathError
 
@@ -117,7 +117,7 @@ def result_grid(result: TryOnResult) -> np.ndarray:
 
 def run_try_on(args: argparse.Namespace) -> int:
     if args.steps < 1:
-        return usage_error("--steps must be >= 1")
+        raise UsageError("--steps must be >= 1")
     if args.threads:
         import torch
 
@@ -125,12 +125,12 @@ def run_try_on(args: argparse.Namespace) -> int:
     list_mode = args.data is not None or args.pairs is not None
     if list_mode:
         if args.person is not None or args.garment is not None:
-            return usage_error("give either PERSON GARMENT or --data/--pairs, not both")
+            raise UsageError("give either PERSON GARMENT or --data/--pairs, not both")
         if args.data is None or args.pairs is None or args.out is None:
-            return usage_error("list mode needs --data DIR, --pairs FILE and --out DIR")
+            raise UsageError("list mode needs --data DIR, --pairs FILE and --out DIR")
         return _run_list(args)
     if args.person is None or args.garment is None or args.out is None:
-        return usage_error("give PERSON GARMENT -o OUT.png (or --data/--pairs/--out for a list)")
+        raise UsageError("give PERSON GARMENT -o OUT.png (or --data/--pairs/--out for a list)")
     return _run_one(args)
 
 

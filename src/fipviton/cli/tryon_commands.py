@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from fipviton.cli._train_options import add_training_arguments, check_training_arguments, training_options
-from fipviton.cli._usage import refuse_existing, usage_error
+from fipviton.cli._usage import UsageError, refuse_existing
 from fipviton.tryon.config import LOCAL_CONDITIONS
 
 # The conditions `eval tryon --zero` can switch off: the local ones and the garment tokens (`use_<name>` fields).
@@ -201,8 +201,7 @@ def _shrink_spec(text: str) -> tuple[int, float]:
 def run_train_tryon(args: argparse.Namespace) -> int:
     from fipviton.training.tryon import TryOnTrainArgs, prepare_cache_dataset, train_tryon
 
-    if not check_training_arguments(args):
-        return 2
+    check_training_arguments(args)
     overrides = dict(args.overrides)
     if args.vae_path:
         overrides["vae_path"] = args.vae_path
@@ -221,13 +220,13 @@ def run_train_tryon(args: argparse.Namespace) -> int:
             shrink_prob=args.shrink_prob,
             backdrop_prob=args.backdrop_prob,
         )
-        if args.prepare_only:
-            dataset = prepare_cache_dataset(options)
-            print(f"caches ready: {len(dataset)} training pairs")
-            return 0
-        train_tryon(options)
-    except ValueError as exc:
-        return usage_error(str(exc))
+    except ValueError as exc:  # TryOnTrainArgs checks its own values; an error of the run itself is no usage error
+        raise UsageError(str(exc)) from None
+    if args.prepare_only:
+        dataset = prepare_cache_dataset(options)
+        print(f"caches ready: {len(dataset)} training pairs")
+        return 0
+    train_tryon(options)
     return 0
 
 
@@ -242,13 +241,13 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         raise DatasetError(f"{args.data}: no such directory")
     if args.steps < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        return usage_error("--steps, --batch-size and --limit must be positive")
+        raise UsageError("--steps, --batch-size and --limit must be positive")
     if args.shrink_warp is not None and args.pairs == "unpaired":
-        return usage_error("--shrink-warp needs --pairs paired (it is scored against the ground truth)")
+        raise UsageError("--shrink-warp needs --pairs paired (it is scored against the ground truth)")
     if args.backdrops is not None and args.pairs == "unpaired":
-        return usage_error("--backdrops needs --pairs paired (it is scored against the ground truth)")
+        raise UsageError("--backdrops needs --pairs paired (it is scored against the ground truth)")
     if args.zero and args.pairs == "unpaired":
-        return usage_error("--zero needs --pairs paired (an ablation scored against the ground truth)")
+        raise UsageError("--zero needs --pairs paired (an ablation scored against the ground truth)")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.pairs == "unpaired":
@@ -262,7 +261,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
         model = TryOnModel.from_pretrained(args.weights, **overrides)
         if args.zero:
             if model.config.ablation_mode != "zeros":  # "drop" weights have no input channels to zero
-                return usage_error(f"--zero needs weights with ablation_mode zeros, not {model.config.ablation_mode}")
+                raise UsageError(f"--zero needs weights with ablation_mode zeros, not {model.config.ablation_mode}")
             model = TryOnModel.from_pretrained(args.weights, **overrides, **{f"use_{n}": False for n in args.zero})
         result, grid = evaluate_paired(
             model,
@@ -296,10 +295,9 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
 def run_average_tryon(args: argparse.Namespace) -> int:
     from fipviton.training.tryon import average_tryon_models
 
-    if (refused := refuse_existing(args.out)) is not None:
-        return refused
+    refuse_existing(args.out)
     if len(args.folders) < 2 or (args.weights is not None and len(args.weights) != len(args.folders)):
-        return usage_error("give two or more folders and, with --weights, one weight per folder")
+        raise UsageError("give two or more folders and, with --weights, one weight per folder")
     average_tryon_models(args.folders, args.weights).save_pretrained(args.out)  # a WeightsError: `main` reports it
     print(f"saved the average of {len(args.folders)} try-on models to {args.out}")
     return 0

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from fipviton.cli._train_options import add_training_arguments, check_training_arguments, training_options
-from fipviton.cli._usage import usage_error
+from fipviton.cli._usage import UsageError
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -73,12 +73,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 def run_train_warp(args: argparse.Namespace) -> int:
     from fipviton.training.warp import WarpTrainArgs, train_warp
 
-    if not check_training_arguments(args):
-        return 2
+    check_training_arguments(args)
     if args.fine_channels is not None and args.fine_channels < 0:
-        return usage_error("--fine-channels must be >= 0")
+        raise UsageError("--fine-channels must be >= 0")
     if args.ssim_weight < 0:
-        return usage_error("--ssim-weight must be >= 0")
+        raise UsageError("--ssim-weight must be >= 0")
     train_warp(
         WarpTrainArgs(
             **training_options(args),
