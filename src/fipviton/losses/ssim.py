@@ -15,6 +15,11 @@ import torch
 import torch.nn.functional as F
 
 
+def unit_range(image: torch.Tensor) -> torch.Tensor:
+    """An image in [-1, 1] as float32 in [0, 1] (clamped): the range torchmetrics' SSIM and PSNR are called on."""
+    return ((image.float() + 1) / 2).clamp(0, 1)
+
+
 def ssim_map(prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(per-image SSIM (B,), SSIM map (B, 1, H, W) averaged over RGB) of two (B, 3, H, W) images in [-1, 1].
 
@@ -23,10 +28,8 @@ def ssim_map(prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tens
     """
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    a = ((prediction.float() + 1) / 2).clamp(0, 1)
-    b = ((target.float() + 1) / 2).clamp(0, 1)
     per_image, full = structural_similarity_index_measure(
-        a, b, data_range=1.0, reduction="none", return_full_image=True
+        unit_range(prediction), unit_range(target), data_range=1.0, reduction="none", return_full_image=True
     )
     return per_image, full.mean(1, keepdim=True)
 
@@ -58,4 +61,4 @@ def masked_ssim(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tens
     return region_mean(values, mask, empty=None).mean()
 
 
-__all__ = ["masked_ssim", "region_mean", "ssim_map"]
+__all__ = ["masked_ssim", "region_mean", "ssim_map", "unit_range"]

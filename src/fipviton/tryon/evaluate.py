@@ -53,13 +53,13 @@ def image_metrics(
     """
     from torchmetrics.functional.image import peak_signal_noise_ratio
 
-    from fipviton.losses.ssim import region_mean, ssim_map
+    from fipviton.losses.ssim import region_mean, ssim_map, unit_range
 
     # One SSIM pass: the per-image values are the same with or without the full map.
     ssim, values = ssim_map(prediction, target)
-    a = ((prediction.float() + 1) / 2).clamp(0, 1)
-    b = ((target.float() + 1) / 2).clamp(0, 1)
-    psnr = peak_signal_noise_ratio(a, b, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    psnr = peak_signal_noise_ratio(
+        unit_range(prediction), unit_range(target), data_range=1.0, reduction="none", dim=(1, 2, 3)
+    )
     out = {"ssim": ssim, "psnr": psnr}
     for name, region in (regions or {}).items():
         out[name] = region_mean(values, region, empty=float("nan"))
