@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fipviton.agnostic import AGNOSTIC_GREY, AgnosticConfig, build_agnostic
+from fipviton.agnostic import AGNOSTIC_GREY, Agnostic, AgnosticConfig, build_agnostic
 from fipviton.data import Category, open_dataset
 from fipviton.keypoints import Keypoint, scale_keypoints
 from fipviton.labels import LABEL_COLORS, Label
@@ -108,7 +108,7 @@ def _arm_parts(parsing: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, 
     return arms & (beyond <= 0), arms & (beyond > shoulder_width / 4)
 
 
-def _check_image_and_parsing(person: np.ndarray, parsing: np.ndarray, agnostic) -> None:
+def _check_image_and_parsing(person: np.ndarray, parsing: np.ndarray, agnostic: Agnostic) -> None:
     mask = agnostic.mask
     assert mask.dtype == bool and mask.shape == parsing.shape
     assert agnostic.image.dtype == np.uint8 and agnostic.image.shape == person.shape
@@ -144,7 +144,9 @@ def test_upper_body_synthetic(height: int) -> None:
     assert not (agnostic.parsing == Label.UPPER).any()
 
 
-def _long_sleeved_with_mislabelled_cuffs(height: int):
+def _long_sleeved_with_mislabelled_cuffs(
+    height: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The synthetic person in a long-sleeved navy top over light-blue trousers, beige skin, white backdrop;
     the end of the right sleeve is labelled trousers (BOTTOM) and the end of the left one hand (LEFT_ARM), as
     CIHP-style parsers do when a forearm rests against the hip. Returns person, parsing, keypoints, the two
@@ -215,7 +217,9 @@ def test_sleeve_ends_need_a_long_sleeve_and_a_colour_difference() -> None:
 _NAVY, _LIGHT_BLUE, _SKIN = (30, 35, 80), (150, 185, 220), (220, 175, 145)
 
 
-def _top_with_mislabelled_hem(height: int, top=_NAVY, trousers=_LIGHT_BLUE):
+def _top_with_mislabelled_hem(
+    height: int, top: tuple[int, int, int] = _NAVY, trousers: tuple[int, int, int] = _LIGHT_BLUE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The synthetic person in a plain top over plain trousers, where the last rows of the top (half a unit r
     thick, coloured half top and half trousers as a blurred border is) are labelled trousers, as VITON's parsing
     does under dark tops. Returns person, parsing, keypoints and the mislabelled hem (H, W) bool."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -104,7 +105,7 @@ def test_exif_orientation_is_applied() -> None:
     assert load_image(buf.getvalue()).shape == (80, 40, 3)
 
 
-def test_bad_inputs_get_one_clear_error(tmp_path) -> None:
+def test_bad_inputs_get_one_clear_error(tmp_path: Path) -> None:
     jpeg = _encode(Image.new("RGB", (200, 200), (1, 2, 3)), "JPEG")
     cases = {
         "truncated": jpeg[: len(jpeg) // 2],
@@ -124,7 +125,7 @@ def test_decompression_bomb_is_refused() -> None:
         load_image(bomb)
 
 
-def test_output_folder_never_mixes_with_inputs(tmp_path) -> None:
+def test_output_folder_never_mixes_with_inputs(tmp_path: Path) -> None:
     data = tmp_path / "dataset"
     (data / "test").mkdir(parents=True)
     photo = tmp_path / "photos" / "me.jpg"
@@ -139,7 +140,7 @@ def test_output_folder_never_mixes_with_inputs(tmp_path) -> None:
         check_output_folder(photo, [data])
 
 
-def test_cache_files_are_replaced_whole_and_meta_comes_last(tmp_path) -> None:
+def test_cache_files_are_replaced_whole_and_meta_comes_last(tmp_path: Path) -> None:
     from fipviton.training.common import cache_is_current, write_cache
 
     out = tmp_path / "cache"
@@ -156,7 +157,7 @@ def test_cache_files_are_replaced_whole_and_meta_comes_last(tmp_path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["a.npy", "meta.json"]  # no temporary files left
 
 
-def test_source_fingerprint_follows_the_code(tmp_path, monkeypatch) -> None:
+def test_source_fingerprint_follows_the_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fipviton.training.common import source_fingerprint
 
     module = tmp_path / "fingerprinted_probe.py"

@@ -236,13 +236,13 @@ def test_merge_rows_orders_by_pair_index(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the command on real data
 
 
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(["eval", "pipeline", *argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
-def test_eval_pipeline_viton_paired(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_eval_pipeline_viton_paired(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = require(data_dir / "viton_resize")
     out = tmp_path / "viton"
     code, stdout, _ = _run(capsys, "--data", str(data), "--pairs", "paired", "--limit", "3", "--out", str(out))
@@ -272,7 +272,9 @@ def test_eval_pipeline_viton_paired(data_dir: Path, tmp_path: Path, capsys) -> N
     assert "3 pairs evaluated" in stdout
 
 
-def test_eval_pipeline_vitonhd_resized_with_stand_in_weights(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_eval_pipeline_vitonhd_resized_with_stand_in_weights(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Plumbing of LPIPS and FID/KID with random / stand-in weights (the numbers themselves mean nothing)."""
     data = require(data_dir / "vitonhd")
     heads, backbone = _write_lpips_files(tmp_path, "alex")
@@ -292,7 +294,9 @@ def test_eval_pipeline_vitonhd_resized_with_stand_in_weights(data_dir: Path, tmp
     assert "area interpolation" in (out / "report.md").read_text()
 
 
-def test_eval_pipeline_dresscode_unpaired_one_category(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_eval_pipeline_dresscode_unpaired_one_category(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = require(data_dir / "dresscode")
     out = tmp_path / "dc"
     argv = ["--data", str(data), "--pairs", "unpaired", "--category", "dresses", "--limit", "2", "--out", str(out)]
@@ -304,7 +308,7 @@ def test_eval_pipeline_dresscode_unpaired_one_category(data_dir: Path, tmp_path:
     assert metrics["repaint"]["identity"]["outside_agnostic"]["ssim"] >= 0.99
 
 
-def test_eval_pipeline_refuses_bad_input(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_eval_pipeline_refuses_bad_input(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = require(data_dir / "vitonhd")
     heads, _ = _write_lpips_files(tmp_path, "alex")
     _, squeeze_backbone = _write_lpips_files(tmp_path, "squeeze")
@@ -329,7 +333,9 @@ def test_eval_pipeline_refuses_bad_input(data_dir: Path, tmp_path: Path, capsys)
     assert not (data / "test" / "eval_out").exists()
 
 
-def test_eval_pipeline_framing_and_weight_folders(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_eval_pipeline_framing_and_weight_folders(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """DressCode's full-body photos are tried on in a person crop unless --no-framing; the weight folders given
     are recorded, and a folder without weights is refused."""
     from fipviton.tryon import DEFAULT_WEIGHTS_DIR

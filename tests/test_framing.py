@@ -6,6 +6,9 @@ paste-back, and the bundled VITON-HD example tests that a photo framed like the 
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +26,9 @@ from fipviton.framing import (
     person_frame,
 )
 from fipviton.keypoints import Keypoint
+
+if TYPE_CHECKING:
+    from fipviton.pipeline import TryOnPipeline
 
 torch.set_num_threads(2)
 SIZE = (256, 192)
@@ -107,13 +113,13 @@ def test_crop_and_paste_round_trip() -> None:
 
 
 @pytest.fixture(scope="module")
-def pipeline():
+def pipeline() -> TryOnPipeline:
     from fipviton.pipeline import TryOnPipeline
 
     return TryOnPipeline.from_pretrained()
 
 
-def test_full_body_photo_is_tried_on_in_a_crop(pipeline, data_dir) -> None:
+def test_full_body_photo_is_tried_on_in_a_crop(pipeline: TryOnPipeline, data_dir: Path) -> None:
     from fipviton.imageio import load_image
 
     root = data_dir / "in_the_wild"
@@ -148,7 +154,7 @@ def test_full_body_photo_is_tried_on_in_a_crop(pipeline, data_dir) -> None:
     assert result.agnostic.mask.any() and not result.agnostic.mask[outside].any()
 
 
-def test_example_framed_like_viton_is_left_alone(pipeline) -> None:
+def test_example_framed_like_viton_is_left_alone(pipeline: TryOnPipeline) -> None:
     from fipviton.examples import example_pairs
 
     pair = example_pairs()[0]
@@ -159,7 +165,7 @@ def test_example_framed_like_viton_is_left_alone(pipeline) -> None:
     assert np.array_equal(framed.image, as_is.image)
 
 
-def test_data_framing_command(data_dir, capsys) -> None:
+def test_data_framing_command(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     from fipviton.cli import main

@@ -16,7 +16,15 @@ from fipviton.errors import ImageInputError, NoPersonError
 from fipviton.examples import example_pairs
 from fipviton.imageio import load_image
 from fipviton.labels import Label
-from fipviton.pipeline import STAGES, TryOnPipeline, add_garment_detail, apply_pad, pad_to_aspect, remove_pad
+from fipviton.pipeline import (
+    STAGES,
+    TryOnPipeline,
+    TryOnResult,
+    add_garment_detail,
+    apply_pad,
+    pad_to_aspect,
+    remove_pad,
+)
 from fipviton.postprocess import PostProcessConfig
 
 torch.set_num_threads(2)
@@ -28,7 +36,7 @@ def pipeline() -> TryOnPipeline:
 
 
 @pytest.fixture(scope="module")
-def first_result(pipeline: TryOnPipeline):
+def first_result(pipeline: TryOnPipeline) -> TryOnResult:
     pair = example_pairs()[0]
     return pipeline(pair.person, pair.garment, pair.category)
 
@@ -63,7 +71,7 @@ def test_pad_round_trip() -> None:
     assert np.array_equal(remove_pad(framed, pad), image)
 
 
-def test_result_shapes_and_maps(first_result) -> None:
+def test_result_shapes_and_maps(first_result: TryOnResult) -> None:
     result = first_result
     height, width = result.person.shape[:2]
     assert result.image.shape == (height, width, 3) and result.image.dtype == np.uint8
@@ -75,7 +83,7 @@ def test_result_shapes_and_maps(first_result) -> None:
     assert np.abs(result.image[inside].astype(int) - result.person[inside]).mean() > 5
 
 
-def test_original_pixels_kept_outside_the_repainted_region(first_result) -> None:
+def test_original_pixels_kept_outside_the_repainted_region(first_result: TryOnResult) -> None:
     result = first_result
     # The feathered seam lies inside the agnostic region: everything a few pixels outside it is the original.
     grown = cv2.dilate(result.agnostic.mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -21,23 +22,28 @@ from PIL import Image
 from fipviton.examples import example_pairs
 from fipviton.serve import JobTimeoutError, QueueFullError, ServeConfig, WorkerPool, create_app
 
+if TYPE_CHECKING:
+    import httpx
+
+    from fipviton.pipeline import TryOnPipeline
+
 PAIR = example_pairs()[0]
 MAP_NAMES = {"pose", "parsing", "body_parts", "person_mask", "garment_mask", "agnostic", "warped", "generated"}
 
 
 @pytest.fixture(scope="module")
-def pipeline():  # -> TryOnPipeline
+def pipeline() -> TryOnPipeline:
     from fipviton.cli.serve_commands import load_pipelines
 
     return load_pipelines(1, None, None, None)[0]
 
 
-def make_client(pipeline, **limits) -> TestClient:
+def make_client(pipeline: TryOnPipeline, **limits: float) -> TestClient:
     return TestClient(create_app([pipeline], ServeConfig(**limits)), raise_server_exceptions=False)
 
 
 @pytest.fixture(scope="module")
-def client(pipeline) -> Iterator[TestClient]:
+def client(pipeline: TryOnPipeline) -> Iterator[TestClient]:
     # Small limits, so that "too large" inputs stay small in the test.
     with make_client(pipeline, max_upload_mb=1.0, max_pixels=4_000_000) as client:
         yield client
@@ -57,7 +63,7 @@ def files(person: bytes | None = None, garment: bytes | None = None) -> dict[str
     }
 
 
-def assert_error(response, status: int, code: str, mentions: str) -> None:
+def assert_error(response: httpx.Response, status: int, code: str, mentions: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
@@ -215,7 +221,7 @@ def test_health_openapi_docs_page_and_examples(client: TestClient) -> None:
 
 
 @pytest.mark.slow
-def test_full_queue_is_503_with_retry_after(pipeline) -> None:
+def test_full_queue_is_503_with_retry_after(pipeline: TryOnPipeline) -> None:
     with make_client(pipeline, workers=1, queue_size=0) as client:
         release = threading.Event()
         blocker = client.app.state.pool.submit(release.wait)  # the only worker is now busy
@@ -231,7 +237,7 @@ def test_full_queue_is_503_with_retry_after(pipeline) -> None:
 
 
 @pytest.mark.slow
-def test_request_over_the_timeout_is_504(pipeline) -> None:
+def test_request_over_the_timeout_is_504(pipeline: TryOnPipeline) -> None:
     with make_client(pipeline, workers=1, queue_size=1, timeout_s=0.3) as client:
         release = threading.Event()
         blocker = client.app.state.pool.submit(release.wait)

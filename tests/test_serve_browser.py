@@ -12,12 +12,16 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from PIL import Image
 
 from fipviton.examples import example_pairs
 from server_process import ServerProcess
+
+if TYPE_CHECKING:
+    from selenium.webdriver import Chrome
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def browser(server: ServerProcess):  # -> selenium.webdriver.Chrome
+def browser(server: ServerProcess) -> Iterator[Chrome]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -89,12 +93,12 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def open_page(browser, server: ServerProcess) -> None:
+def open_page(browser: Chrome, server: ServerProcess) -> None:
     browser.get(server.url + "/")
     browser.execute_script(STATES_JS)
 
 
-def wait_for_end(browser, timeout_s: float = 90.0) -> str:
+def wait_for_end(browser: Chrome, timeout_s: float = 90.0) -> str:
     """Wait until the status is done or error; returns that state."""
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -104,7 +108,7 @@ def wait_for_end(browser, timeout_s: float = 90.0) -> str:
     return browser.find_element("id", "status").get_attribute("data-state")
 
 
-def full_page_screenshot(browser, path: Path) -> Path:
+def full_page_screenshot(browser: Chrome, path: Path) -> Path:
     """The whole page, below the fold included (Chrome DevTools Protocol through chromedriver)."""
     size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
     clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
@@ -116,11 +120,11 @@ def full_page_screenshot(browser, path: Path) -> Path:
     return path
 
 
-def console_errors(browser) -> list[str]:
+def console_errors(browser: Chrome) -> list[str]:
     return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def test_upload_two_photos_and_see_the_result(browser, server: ServerProcess, shots: Path) -> None:
+def test_upload_two_photos_and_see_the_result(browser: Chrome, server: ServerProcess, shots: Path) -> None:
     open_page(browser, server)
     assert browser.find_element("id", "submit").get_attribute("disabled") is not None  # nothing chosen yet
     browser.find_element("id", "person-input").send_keys(str(PAIR.person))
@@ -148,7 +152,7 @@ def test_upload_two_photos_and_see_the_result(browser, server: ServerProcess, sh
     assert console_errors(browser) == []
 
 
-def test_pick_examples_and_try_on(browser, server: ServerProcess, shots: Path) -> None:
+def test_pick_examples_and_try_on(browser: Chrome, server: ServerProcess, shots: Path) -> None:
     open_page(browser, server)
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -163,7 +167,9 @@ def test_pick_examples_and_try_on(browser, server: ServerProcess, shots: Path) -
     full_page_screenshot(browser, shots / "serve_browser_examples.png")
 
 
-def test_bad_upload_shows_the_servers_message(browser, server: ServerProcess, tmp_path: Path, shots: Path) -> None:
+def test_bad_upload_shows_the_servers_message(
+    browser: Chrome, server: ServerProcess, tmp_path: Path, shots: Path
+) -> None:
     open_page(browser, server)
     fake = tmp_path / "holiday.jpg"
     fake.write_bytes(b"this is a text file with a .jpg name\n" * 10)

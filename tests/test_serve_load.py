@@ -14,6 +14,7 @@ import io
 import re
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +125,7 @@ async def load(server_url: str, bodies: list[tuple[bytes, bytes]], outcomes: lis
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("load")
     args = ["--workers", str(WORKERS), "--queue-size", str(QUEUE), "--timeout", "120", "--log-level", "warning"]
     with ServerProcess(args, folder / "server.log") as server:

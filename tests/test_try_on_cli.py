@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import require
@@ -19,7 +20,7 @@ from fipviton.examples import EXAMPLES_DIR, example_pairs
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
 
 
-def test_one_pair_and_no_overwrite(tmp_path: Path, capsys) -> None:
+def test_one_pair_and_no_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pair = example_pairs()[0]
     out = tmp_path / "result.png"
     assert main(["try-on", str(pair.person), str(pair.garment), "-o", str(out), "--grid"]) == 0
@@ -51,7 +52,7 @@ def _photo_folder(tmp_path: Path) -> Path:
     return data
 
 
-def test_photo_folder_list_reports_failures_and_resumes(tmp_path: Path, capsys) -> None:
+def test_photo_folder_list_reports_failures_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _photo_folder(tmp_path)
     out = tmp_path / "out"
     code = main(["try-on", "--data", str(data), "--pairs", "pairs.txt", "--out", str(out)])
@@ -67,7 +68,7 @@ def test_photo_folder_list_reports_failures_and_resumes(tmp_path: Path, capsys) 
     assert first.stat().st_mtime_ns == stamp
 
 
-def test_unsafe_lists_and_outputs(tmp_path: Path, capsys) -> None:
+def test_unsafe_lists_and_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _photo_folder(tmp_path)
     (data / "evil.txt").write_text("../outside.jpg garment/00126_00.jpg\n")
     assert main(["try-on", "--data", str(data), "--pairs", "evil.txt", "--out", str(tmp_path / "o")]) == 1

@@ -8,8 +8,10 @@ runs the shipped warping module once over the dataset (`fipviton.tryon.cache`).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -23,12 +25,15 @@ from fipviton.tryon import TryOnConfig, TryOnInputs, TryOnModel, noise_condition
 from fipviton.tryon.cache import inputs_from_arrays, random_backdrop, replace_backdrop, shrink_warped
 from fipviton.tryon.inputs import random_inputs
 
+if TYPE_CHECKING:
+    from fipviton.training.tryon import TryOnTrainArgs
+
 SIZE = (64, 48)
 ABLATIONS = ("use_agnostic", "use_agnostic_mask", "use_warped", "use_warped_mask", "use_body_parts")
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
+def _one_thread() -> Iterator[None]:
     """Tiny models gain nothing from a second thread, and on a busy CPU OpenMP spin-waiting costs 10-50x."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -40,7 +45,7 @@ def _random_inputs(batch: int = 2, size: tuple[int, int] = SIZE, seed: int = 0) 
     return random_inputs(size, batch, seed)
 
 
-def _tiny(**overrides) -> TryOnModel:
+def _tiny(**overrides: Any) -> TryOnModel:
     torch.manual_seed(0)
     return TryOnModel(TryOnConfig.from_preset("tiny", **overrides)).eval()
 
@@ -196,7 +201,7 @@ def test_inference_t_star_is_the_single_step_default() -> None:
     model = _tiny(t_star=500)
     inputs = _random_inputs()
 
-    def run(**kwargs) -> torch.Tensor:
+    def run(**kwargs: int | None) -> torch.Tensor:
         return model.diffusion.single_step(model, inputs, generator=torch.Generator().manual_seed(4), **kwargs)
 
     assert model.config.sampling_t_star == 500
@@ -344,7 +349,7 @@ def _safetensor_keys(path: Path) -> list[str]:
         return list(handle.keys())
 
 
-def _tiny_train_args(out: Path, **options):
+def _tiny_train_args(out: Path, **options: Any) -> TryOnTrainArgs:
     """Options of a tiny-preset run on `real_items` (no data folder, fp32, one thread, no VGG term)."""
     from fipviton.training.tryon import TryOnTrainArgs
 
@@ -353,7 +358,9 @@ def _tiny_train_args(out: Path, **options):
     return TryOnTrainArgs(data=None, out=out, preset="tiny", **(defaults | options))
 
 
-def test_tiny_training_on_real_samples_loss_falls_and_resumes(real_items, tmp_path: Path) -> None:
+def test_tiny_training_on_real_samples_loss_falls_and_resumes(
+    real_items: list[dict[str, np.ndarray]], tmp_path: Path
+) -> None:
     from fipviton.training.tryon import train_tryon
 
     torch.manual_seed(0)
@@ -391,7 +398,9 @@ def test_tiny_training_on_real_samples_loss_falls_and_resumes(real_items, tmp_pa
     assert final["inference_t_star"] == 40 and final["use_body_parts"] is True
 
 
-def test_training_starts_from_init_weights_with_a_new_head(real_items, tmp_path: Path) -> None:
+def test_training_starts_from_init_weights_with_a_new_head(
+    real_items: list[dict[str, np.ndarray]], tmp_path: Path
+) -> None:
     from fipviton.training.tryon import train_tryon
 
     base = _tiny(patch_size=2, t_star=40, train_source="composite")
@@ -486,7 +495,7 @@ def test_cli_builds_the_caches_and_trains(data_dir: Path, tmp_path: Path) -> Non
         assert on_body.any() and not np.array_equal(flipped["body_parts"], direct["body_parts"])
 
 
-def test_cache_progress_goes_to_stderr(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_cache_progress_goes_to_stderr(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`eval tryon --json` prints its result on stdout: the caches it builds first must report on stderr."""
     from fipviton.tryon.cache import build_tryon_cache, warpnet_warper
     from fipviton.warp import WarpConfig, WarpNet
@@ -512,7 +521,7 @@ def test_cli_registers_train_tryon() -> None:
     assert args.config == "tiny" and args.overrides == [("use_body_parts", False)]
 
 
-def test_cli_refuses_a_shrink_probability_outside_0_1(tmp_path: Path, capsys) -> None:
+def test_cli_refuses_a_shrink_probability_outside_0_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from fipviton.cli import main
 
     args = ["train", "tryon", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--shrink-prob", "1.5"]
@@ -530,7 +539,7 @@ def test_train_args_refuse_probabilities_outside_0_1(field: str, tmp_path: Path)
     assert getattr(TryOnTrainArgs(data=tmp_path, out=tmp_path / "run", **{field: 1.0}), field) == 1.0
 
 
-def test_cli_refuses_a_negative_loss_weight(tmp_path: Path, capsys) -> None:
+def test_cli_refuses_a_negative_loss_weight(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from fipviton.cli import main
 
     args = ["train", "tryon", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--ssim-weight", "-1"]
@@ -539,7 +548,7 @@ def test_cli_refuses_a_negative_loss_weight(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "run").exists()
 
 
-def test_tryon_average_is_the_weighted_mean_of_the_weights(tmp_path: Path, capsys) -> None:
+def test_tryon_average_is_the_weighted_mean_of_the_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from fipviton.cli import main
 
     for seed, name in ((0, "a"), (1, "b")):

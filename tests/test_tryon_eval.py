@@ -37,7 +37,7 @@ def test_region_ssim_scores_only_the_region() -> None:
     assert not scores["empty"][0].isnan() and scores["empty"][1].isnan()
 
 
-def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = require(data_dir / "viton_resize")
     torch.manual_seed(0)
     model = TryOnModel(TryOnConfig.from_preset("tiny")).eval()
@@ -85,7 +85,7 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys) -> None:
     assert zeroed["zeroed"] == ["body_parts"] and report["zeroed"] == []
 
 
-def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys) -> None:
+def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "tryon", "--data", str(tmp_path), "--shrink-warp", "6"])
     assert exit_info.value.code == 2 and "PX,FRACTION" in capsys.readouterr().err
@@ -95,7 +95,9 @@ def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys) -> None:
     assert "--backdrops needs --pairs paired" in capsys.readouterr().err
 
 
-def test_eval_tryon_zero_needs_paired_pairs_and_zeros_weights(tmp_path: Path, capsys) -> None:
+def test_eval_tryon_zero_needs_paired_pairs_and_zeros_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--zero", "body_parts"]) == 2
     assert "--zero needs --pairs paired" in capsys.readouterr().err
     dropped = tmp_path / "drop"

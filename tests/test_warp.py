@@ -14,7 +14,7 @@ from fipviton.warp.conditioning import PERSON_CHANNELS, person_conditioning, pos
 from fipviton.warp.flow import total_variation, warp
 
 
-def _inputs(config: WarpConfig, batch: int = 2, seed: int = 0):
+def _inputs(config: WarpConfig, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     height, width = config.size
     garment = torch.rand(batch, 3, height, width, generator=generator) * 2 - 1

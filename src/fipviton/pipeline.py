@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -202,7 +202,7 @@ class TryOnPipeline:
         warp: str | Path | None = None,
         tryon: str | Path | None = None,
         device: str | torch.device = "cpu",
-        **kwargs,
+        **kwargs: Any,
     ) -> TryOnPipeline:
         """Load the three networks (None: the weights shipped in the package; no network access).
 

@@ -289,7 +289,9 @@ def draw_hands(canvas: Canvas, body: Body, reach_units: float = 9.0, offset_unit
         canvas.sector(centre, reach_units * r, angle - 90.0, angle + 90.0)
 
 
-def forearm_zones(body: Body, height: int, width: int, width_units: float = 10.0, beyond_units: float = 4.0):
+def forearm_zones(
+    body: Body, height: int, width: int, width_units: float = 10.0, beyond_units: float = 4.0
+) -> list[np.ndarray]:
     """One zone per arm with an elbow and a wrist: a band `width_units` r wide from the elbow to `beyond_units` r
     past the wrist, where a long sleeve ends (a cuff reaches past the wrist point, over the hand). Returns a
     list of (H, W) uint8 canvases (255 = inside), right arm first; arms without both points are left out."""

@@ -14,9 +14,14 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fipviton.cli._usage import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -97,7 +102,7 @@ def run_eval_parser(args: argparse.Namespace) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = HumanParser.from_pretrained(args.weights, device=device).fuse_batchnorm()  # as the pipeline runs it
 
-    def samples():
+    def samples() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for split, pair in pairs:
             sample = reader.load(split, pair)
             if sample.parsing is None:

@@ -41,8 +41,10 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -53,6 +55,10 @@ from fipviton.errors import DatasetError, FipvitonError, WeightsError
 from fipviton.eval.identity import IDENTITY_REGIONS, PSNR_CAP, identity_regions, identity_scores
 from fipviton.eval.metrics import LPIPS, InceptionFeatures, fid, kid
 from fipviton.imageio import check_output_folder
+
+if TYPE_CHECKING:
+    from fipviton.data.readers import BaseReader
+    from fipviton.pipeline import TryOnPipeline
 
 SIZES: dict[str, tuple[int, int]] = {"256x192": (256, 192), "512x384": (512, 384), "1024x768": (1024, 768)}
 IMAGE_METRICS = ("ssim", "psnr", "st_lpips", "lpips_alex", "lpips_squeeze")
@@ -199,7 +205,7 @@ def load_metric_networks(options: PipelineEvalOptions, device: torch.device | st
     return nets
 
 
-def make_plan(reader, options: PipelineEvalOptions) -> Plan:
+def make_plan(reader: BaseReader, options: PipelineEvalOptions) -> Plan:
     """The pairs to evaluate and the reference images, from the split's official list (`DatasetError` if none)."""
     if options.split not in reader.splits():
         raise DatasetError(f"{options.data}: no split {options.split!r} (has {', '.join(reader.splits())})")
@@ -293,7 +299,11 @@ def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
-def evaluate_pipeline(options: PipelineEvalOptions, pipeline=None, progress=None) -> dict | None:
+def evaluate_pipeline(
+    options: PipelineEvalOptions,
+    pipeline: TryOnPipeline | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict | None:
     """Run the evaluation (see the module docstring); the main process returns `metrics.json`'s content.
 
     pipeline: a `TryOnPipeline` (None: `TryOnPipeline.from_pretrained` with the options' weights, steps and
@@ -394,7 +404,7 @@ def evaluate_pipeline(options: PipelineEvalOptions, pipeline=None, progress=None
 
 def _save_features(
     path: Path,
-    reader,
+    reader: BaseReader,
     options: PipelineEvalOptions,
     plan: Plan,
     inception: InceptionFeatures,

@@ -24,6 +24,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from fipviton.analysis.parser import HumanParser, ParserConfig, check_scales, co
 from fipviton.errors import DatasetError, WeightsError
 from fipviton.labels import FLIP_SWAP, LABEL_NAMES, NUM_LABELS, colorize_labels
 from fipviton.training.common import RunLogger, TrainRunOptions, average_states
+
+if TYPE_CHECKING:
+    from fipviton.eval.segmentation import SegmentationReport
 
 
 @dataclass(kw_only=True)
@@ -111,7 +115,9 @@ def parser_config(name: str) -> ParserConfig:
 # ----- data -----
 
 
-def build_cache(data: Path, split: str, size: tuple[int, int], cache_dir: Path | None, limit: int | None = None):
+def build_cache(
+    data: Path, split: str, size: tuple[int, int], cache_dir: Path | None, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Decode (and resize to `size` = (H, W)) every person image and parsing map of a split.
 
     Returns (images (N, H, W, 3) uint8, parsing (N, H, W) uint8 internal labels, names list[str]).
@@ -356,7 +362,9 @@ def _cached_teacher_logits(opts: TrainOptions, images: np.ndarray, device: torch
 
 
 @torch.no_grad()
-def evaluate_arrays(model: HumanParser, images: np.ndarray, labels: np.ndarray, batch_size: int = 16):
+def evaluate_arrays(
+    model: HumanParser, images: np.ndarray, labels: np.ndarray, batch_size: int = 16
+) -> SegmentationReport:
     """Dataset-level mIoU report of `model` on cached arrays at the model's input size."""
     from fipviton.eval.segmentation import ConfusionMatrix
 

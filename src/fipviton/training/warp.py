@@ -16,6 +16,7 @@ Output folder (checkpoint layout and logs from `fipviton.training.common`):
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def flip_batch(batch: CachedBatch, flip: torch.Tensor) -> CachedBatch:
     from fipviton.keypoints import FLIP_PAIRS
     from fipviton.labels import FLIP_SWAP as LABEL_SWAP
 
-    def swap_table(pairs) -> torch.Tensor:
+    def swap_table(pairs: Iterable[tuple[int, int]]) -> torch.Tensor:
         table = torch.arange(256)
         for a, b in pairs:
             table[int(a)], table[int(b)] = int(b), int(a)

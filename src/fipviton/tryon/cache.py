@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from torch.utils.data import Dataset
 
 from fipviton.training.common import cache_is_current, source_fingerprint, write_cache
 from fipviton.tryon.inputs import TryOnInputs
+
+if TYPE_CHECKING:
+    from fipviton.warp.cache import CachedBatch
 
 # Besides the warp cache's own code: this file and the warping network's code (its outputs are cached).
 OUTPUTS_CODE = ("fipviton.tryon.cache", "fipviton.warp.model", "fipviton.warp.flow")
@@ -57,7 +61,7 @@ def warpnet_warper(weights: str | Path | None = None, device: str = "cpu") -> tu
     tag = hashlib.sha1(content).hexdigest()[:10]
 
     @torch.no_grad()
-    def warp(batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def warp(batch: CachedBatch) -> tuple[torch.Tensor, torch.Tensor]:
         size = tuple(batch.person.shape[-2:])
         # The warp cache stores an all-zero mask where the dataset has none (Dress Code): use the whole photo,
         # as fipviton.warp.inference does.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from fipviton.bodyparts import NUM_BODY_PARTS
 from fipviton.errors import WeightsError
@@ -213,7 +214,7 @@ class TryOnConfig:
     # ----- presets and (de)serialisation -----
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> TryOnConfig:
+    def from_preset(cls, name: str, **overrides: Any) -> TryOnConfig:
         """A named preset (see the module docstring), with field overrides."""
         if name == "cpu-256":
             # Single-step inference at t* = 100, chosen on training pairs for this recipe (try-on model card).

@@ -44,6 +44,8 @@ from fipviton.tryon.config import TryOnConfig
 from fipviton.tryon.inputs import TryOnInputs
 
 if TYPE_CHECKING:
+    from diffusers import DDIMScheduler
+
     from fipviton.tryon.model import TryOnModel
 
 
@@ -155,7 +157,7 @@ class AlteredDiffusion:
         x0 = model.denoise(x_t, timesteps, local, tokens)
         return model.decode(x0.float()).clamp(-1, 1)
 
-    def ddim_scheduler(self, steps: int, t_start: int | None = None):
+    def ddim_scheduler(self, steps: int, t_start: int | None = None) -> DDIMScheduler:
         """A diffusers `DDIMScheduler` over the same betas, with about `steps` timesteps in [0, t_start]."""
         from diffusers import DDIMScheduler
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,11 +37,14 @@ import torch
 from fipviton.tryon.inputs import TryOnInputs
 from fipviton.tryon.model import TryOnModel
 
+if TYPE_CHECKING:
+    from fipviton.losses.perceptual import STLPIPS
+
 
 def image_metrics(
     prediction: torch.Tensor,
     target: torch.Tensor,
-    lpips=None,
+    lpips: STLPIPS | None = None,
     target_features: list[torch.Tensor] | None = None,
     regions: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
@@ -78,7 +82,7 @@ def ssim_inside_regions(prediction: torch.Tensor, target: torch.Tensor, regions:
     return {name: scores[name] for name in regions}
 
 
-def st_lpips_distance(prediction: torch.Tensor, lpips, target_features: list[torch.Tensor]) -> torch.Tensor:
+def st_lpips_distance(prediction: torch.Tensor, lpips: STLPIPS, target_features: list[torch.Tensor]) -> torch.Tensor:
     """Per-image ST-LPIPS (B,) of (B, 3, H, W) images in [-1, 1] against `lpips.features(target)`."""
     return lpips.distance(lpips.features(prediction.float().clamp(-1, 1)), target_features)
 

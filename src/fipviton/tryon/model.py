@@ -24,6 +24,7 @@ CLIP tower is not saved: the config stores its local path and `from_pretrained` 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,9 @@ from fipviton.tryon.config import LOCAL_CONDITIONS, TryOnConfig
 from fipviton.tryon.encoders import ClipGarmentEncoder, ConvGarmentEncoder
 from fipviton.tryon.inputs import TryOnInputs
 
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "tryon"
@@ -42,7 +46,7 @@ DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "tryon"
 EXTERNAL_PREFIXES = ("vae.", "garment_encoder.clip.")
 
 
-def build_unet(config: TryOnConfig, in_channels: int, out_channels: int):
+def build_unet(config: TryOnConfig, in_channels: int, out_channels: int) -> UNet2DConditionModel:
     """The diffusers `UNet2DConditionModel` of a config (random init)."""
     from diffusers import UNet2DConditionModel
 
@@ -69,7 +73,7 @@ def build_unet(config: TryOnConfig, in_channels: int, out_channels: int):
     )
 
 
-def load_vae(path: str):
+def load_vae(path: str) -> AutoencoderKL:
     """A frozen diffusers `AutoencoderKL` from a local folder; `WeightsError` when it cannot be loaded."""
     from diffusers import AutoencoderKL
 
@@ -248,7 +252,7 @@ class TryOnModel(nn.Module):
 
     @torch.no_grad()
     def generate(
-        self, inputs: TryOnInputs, steps: int = 1, generator: torch.Generator | None = None, **kwargs
+        self, inputs: TryOnInputs, steps: int = 1, generator: torch.Generator | None = None, **kwargs: Any
     ) -> torch.Tensor:
         """The try-on image (B, 3, H, W) in [-1, 1]: one call at t* (steps=1), or an N-step DDIM run.
 
@@ -315,7 +319,7 @@ class TryOnModel(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, directory: str | Path | None = None, device: str | torch.device = "cpu", **overrides
+        cls, directory: str | Path | None = None, device: str | torch.device = "cpu", **overrides: Any
     ) -> TryOnModel:
         """Load a model saved by `save_pretrained`; `None` loads the weights shipped in `fipviton/weights/tryon`.
 

@@ -26,7 +26,7 @@ GARMENT_CHANNELS = 4
 HEATMAP_SIGMA = 0.012
 
 
-def garment_region(parsing: torch.Tensor | np.ndarray, label: Label = Label.UPPER):
+def garment_region(parsing: torch.Tensor | np.ndarray, label: Label = Label.UPPER) -> torch.Tensor | np.ndarray:
     """The garment region of a parsing map: float mask (same shape) with 1 where the label is `label`."""
     if isinstance(parsing, np.ndarray):
         return (parsing == int(label)).astype(np.float32)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from fipviton.warp.cache import CachedBatch, WarpCache, build_cache, cache_dir_for
 from fipviton.warp.conditioning import person_conditioning
 from fipviton.warp.losses import garment_target
-from fipviton.warp.model import WarpNet
+from fipviton.warp.model import WarpNet, WarpOutput
 
 
 def mask_iou(prediction: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -84,7 +84,7 @@ def _bbox(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
 
 
 @torch.no_grad()
-def predict(model: WarpNet, batch: CachedBatch):
+def predict(model: WarpNet, batch: CachedBatch) -> WarpOutput:
     """Warp a cached batch with `model`: flow at the network's size, garment sampled at the cache's size."""
     size = tuple(batch.person.shape[-2:])
     net_size = tuple(model.config.size)

@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 
 
-def base_grid(height: int, width: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32):
+def base_grid(
+    height: int, width: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Identity sampling grid (1, H, W, 2): pixel centres in normalised coordinates (align_corners=False)."""
     ys = (torch.arange(height, device=device, dtype=dtype) * 2 + 1) / height - 1
     xs = (torch.arange(width, device=device, dtype=dtype) * 2 + 1) / width - 1
@@ -28,7 +30,9 @@ def flow_to_grid(flow: torch.Tensor) -> torch.Tensor:
     return base_grid(height, width, flow.device, flow.dtype) + flow.permute(0, 2, 3, 1)
 
 
-def warp(source: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border", mode: str = "bilinear"):
+def warp(
+    source: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border", mode: str = "bilinear"
+) -> torch.Tensor:
     """Sample `source` (B, C, h, w) with `flow` (B, 2, H, W) -> (B, C, H, W), in float32.
 
     The source may have any resolution: the flow's resolution is the output's. `padding_mode="zeros"` suits

@@ -74,7 +74,7 @@ class WarpLoss(nn.Module):
         person: torch.Tensor,
         region: torch.Tensor,
         garment: torch.Tensor | None = None,
-    ):
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         w = self.weights
         size = tuple(output.mask.shape[-2:])
         terms: dict[str, torch.Tensor] = {}

@@ -139,7 +139,9 @@ class Pyramid(nn.Module):
         return features
 
 
-def positional_encoding(height: int, width: int, channels: int, device: torch.device, dtype: torch.dtype):
+def positional_encoding(
+    height: int, width: int, channels: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     """2-D sinusoidal positional encoding (1, channels, H, W): half the channels for y, half for x.
 
     Positions are normalised to [0, 1] so that the encoding means the same place at any resolution.
@@ -203,7 +205,9 @@ class FlowLevel(nn.Module):
         nn.init.zeros_(self.flow.weight)
         nn.init.zeros_(self.flow.bias)
 
-    def forward(self, state: torch.Tensor, person: torch.Tensor, garment: torch.Tensor):
+    def forward(
+        self, state: torch.Tensor, person: torch.Tensor, garment: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.fuse(torch.cat((state, person, garment), dim=1))
         return hidden, self.flow(hidden)
 
@@ -270,7 +274,9 @@ class WarpNet(nn.Module):
             nn.init.zeros_(self.visibility.weight)
             nn.init.constant_(self.visibility.bias, 3.0)  # start fully visible (sigmoid(3) = 0.95)
 
-    def predict_flow(self, garment_input: torch.Tensor, person_input: torch.Tensor):
+    def predict_flow(
+        self, garment_input: torch.Tensor, person_input: torch.Tensor
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """Flows of every level (coarse to fine) and the visibility logits, at the network's resolutions.
 
         garment_input (B, 4, H, W): garment in [-1, 1] and mask in [0, 1]; person_input (B, P, H, W).
