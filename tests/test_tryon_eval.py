@@ -69,6 +69,15 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys: pytest.Captur
     assert not (other_grid[:, :width] == grid[:, :width]).all()
     assert other["raw"]["ssim"] != raw["ssim"]
 
+    # Mirrored: the photos are the mirror images (the dataset's training flip, whose test checks it exactly), so
+    # the first column of the grid changes, and the run says so.
+    mirrored, mirrored_grid = evaluate_paired(
+        model, root, "test", limit=4, batch_size=2, cache_root=tmp_path / "cache", mirror=True
+    )
+    assert mirrored["repaint"]["mirror"] is True and results["repaint"]["mirror"] is False
+    assert not (mirrored_grid[:, :width] == grid[:, :width]).all()
+    assert mirrored["raw"]["ssim"] != raw["ssim"]
+
     weights = tmp_path / "tiny"
     model.save_pretrained(weights)
     out = tmp_path / "grid.png"
@@ -93,6 +102,8 @@ def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys: pytest.Ca
     assert "--shrink-warp needs --pairs paired" in capsys.readouterr().err
     assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--backdrops", "0"]) == 2
     assert "--backdrops needs --pairs paired" in capsys.readouterr().err
+    assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--mirror"]) == 2
+    assert "--mirror needs --pairs paired" in capsys.readouterr().err
 
 
 def test_eval_tryon_zero_needs_paired_pairs_and_zeros_weights(

@@ -178,6 +178,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "pair's index (the same in every run), to score the network on backdrops other than VITON's near-white",
     )
     evaluate.add_argument(
+        "--mirror",
+        action="store_true",
+        help="paired only: mirror every pair, inputs and ground truth alike (left/right body parts swapped), to "
+        "check that the network scores the same on the mirror image of a photo",
+    )
+    evaluate.add_argument(
         "--cache-root", type=Path, default=None, help="cache folder (default: cache/ in the checkout)"
     )
     evaluate.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
@@ -246,6 +252,8 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
         raise UsageError("--shrink-warp needs --pairs paired (it is scored against the ground truth)")
     if args.backdrops is not None and args.pairs == "unpaired":
         raise UsageError("--backdrops needs --pairs paired (it is scored against the ground truth)")
+    if args.mirror and args.pairs == "unpaired":
+        raise UsageError("--mirror needs --pairs paired (it is scored against the mirrored ground truth)")
     if args.zero and args.pairs == "unpaired":
         raise UsageError("--zero needs --pairs paired (an ablation scored against the ground truth)")
     if args.threads:
@@ -276,6 +284,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
             st_lpips_limit=args.st_lpips_limit,
             shrink_warp=args.shrink_warp,
             backdrops=args.backdrops,
+            mirror=args.mirror,
         )
         # Top level: the asked-for mode's keys (ssim, psnr, st_lpips, count, seconds_per_image, ...); with both
         # modes, the raw output's, and the repainted scores under "repaint".

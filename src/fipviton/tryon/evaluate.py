@@ -123,6 +123,7 @@ def evaluate_paired(
     st_lpips_limit: int | None = None,
     shrink_warp: tuple[int, float] | None = None,
     backdrops: int | None = None,
+    mirror: bool = False,
 ) -> tuple[dict[str, dict], np.ndarray]:
     """Paired metrics of `model` for each repaint mode ({"raw": ..., "repaint": ...}) and a sample grid.
 
@@ -133,6 +134,8 @@ def evaluate_paired(
     network fills them (the ground truth says what belongs there).
     backdrops: a seed: every person's backdrop replaced by a `random_backdrop` drawn from (seed, pair index)
     (`replace_backdrop`), so the scores say how the network paints backdrops other than VITON's near-white.
+    mirror: every pair mirrored, inputs and ground truth alike (left/right body parts swapped: the training
+    flip). A network that learnt the task, not the side it sits on, scores the same either way.
     """
     from fipviton.losses.perceptual import STLPIPS
     from fipviton.tryon.cache import TryOnCacheDataset, build_tryon_cache, warpnet_warper
@@ -146,7 +149,7 @@ def evaluate_paired(
     tryon_root = Path(cache_root) if cache_root else None
     tryon_cache = build_tryon_cache(warp_cache, warper, tag, cache_root=tryon_root)
     dataset = TryOnCacheDataset(
-        warp_cache, tryon_cache, flip_prob=0.0, fixed_shrink=shrink_warp, fixed_backdrops=backdrops
+        warp_cache, tryon_cache, flip_prob=1.0 if mirror else 0.0, fixed_shrink=shrink_warp, fixed_backdrops=backdrops
     )
     count = len(dataset) if limit is None else min(limit, len(dataset))
     lpips = STLPIPS().eval()
@@ -203,6 +206,7 @@ def evaluate_paired(
                 "batch_size": batch_size,
                 "shrink_warp": list(shrink_warp) if shrink_warp is not None else None,
                 "backdrops": backdrops,
+                "mirror": mirror,
             }
         )
     return results, sample_grid(rows)
