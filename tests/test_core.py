@@ -168,5 +168,27 @@ def test_source_fingerprint_follows_the_code(tmp_path: Path, monkeypatch: pytest
     module.write_text("VALUE = 2\n")  # an edit to the code that filled a cache makes it stale
     assert source_fingerprint("fingerprinted_probe", "fipviton.labels") != first
     assert source_fingerprint("fipviton.labels") != first
+    # Docstrings, comments, annotations and layout do not change what the code computes: no rebuild for them.
+    module.write_text(
+        '"""A probe."""\n\nfrom dataclasses import dataclass\n\n\n@dataclass\nclass Box:\n    size: int = 1\n\n\n'
+        "def double(x):\n    return 2 * x\n"
+    )
+    plain = source_fingerprint("fingerprinted_probe")
+    module.write_text(
+        '"""The same probe, documented."""\n\nfrom dataclasses import dataclass\n\n\n@dataclass\nclass Box:\n'
+        '    """A box."""\n\n    size: float = 1  # the side\n\n\n'
+        'def double(x: float) -> float:\n    """Twice x."""\n    return 2 * (\n        x\n    )\n'
+    )
+    assert source_fingerprint("fingerprinted_probe") == plain
+    module.write_text(
+        '"""A probe."""\n\nfrom dataclasses import dataclass\n\n\n@dataclass\nclass Box:\n    size: int = 2\n\n\n'
+        "def double(x):\n    return 2 * x\n"
+    )
+    assert source_fingerprint("fingerprinted_probe") != plain  # a default changed
+    module.write_text(
+        '"""A probe."""\n\nfrom dataclasses import dataclass\n\n\n@dataclass\nclass Box:\n    size: int = 1\n\n\n'
+        "def double(x):\n    return 3 * x\n"
+    )
+    assert source_fingerprint("fingerprinted_probe") != plain  # the computation changed
     with pytest.raises(ValueError, match="no source"):
         source_fingerprint("fipviton.no_such_module")

@@ -298,11 +298,13 @@ def resolve_precision(mixed_precision: str, device_type: str) -> bool:
 
 
 def source_fingerprint(*modules: str) -> str:
-    """A short hash of the source files of `modules` (dotted names, e.g. "fipviton.agnostic.build").
+    """A short hash of the code of `modules` (dotted names, e.g. "fipviton.agnostic.build").
 
     Caches record it in their meta.json with the modules that computed their contents, so that any change to
     that code rebuilds them. A version number bumped by hand was forgotten once: the warping and try-on modules
-    were then trained and scored on body-part maps that the code no longer produced.
+    were then trained and scored on body-part maps that the code no longer produced. What is hashed is the code
+    as Python parses it, without docstrings, comments, type annotations and layout (`_behaviour_of`): an edit
+    to those cannot change what the code computes, and used to cost a rebuild of every cache (10-20 minutes).
     """
     import hashlib
     import importlib.util
@@ -312,8 +314,32 @@ def source_fingerprint(*modules: str) -> str:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             raise ValueError(f"no source for module {name}")
-        digest.update(name.encode() + b"\0" + Path(spec.origin).read_bytes() + b"\0")
+        code = _behaviour_of(Path(spec.origin).read_text(encoding="utf-8"))
+        digest.update(name.encode() + b"\0" + code.encode() + b"\0")
     return digest.hexdigest()[:12]
+
+
+def _behaviour_of(source: str) -> str:
+    """`ast.dump` of a module's source with docstrings and annotations taken out (comments and layout never
+    reach the tree). An annotated assignment keeps its target, so a dataclass keeps its fields."""
+    import ast
+
+    class Strip(ast.NodeTransformer):
+        def generic_visit(self, node: ast.AST) -> ast.AST:
+            body = getattr(node, "body", None)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and body:
+                first = body[0]
+                if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                    node.body = body[1:] or [ast.Pass()]
+            if isinstance(node, ast.arg):
+                node.annotation = None
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                node.returns = None
+            if isinstance(node, ast.AnnAssign):
+                node.annotation = ast.Constant(None)
+            return super().generic_visit(node)
+
+    return ast.dump(Strip().visit(ast.parse(source)))
 
 
 def cache_is_current(meta_path: Path, wanted: dict[str, Any]) -> bool:
