@@ -82,6 +82,7 @@ def identity_scores(
     prediction, person (H, W, 3) uint8 RGB of the same size; regions name -> (H, W) bool. Empty regions give
     None for both scores.
     """
+    from fipviton.losses.ssim import unit_range
     from fipviton.warp.evaluate import isolated_region_ssim
 
     a = _to_tensor(prediction)
@@ -93,6 +94,6 @@ def identity_scores(
             continue
         region = torch.from_numpy(mask)[None, None].float()
         ssim = float(isolated_region_ssim(a, b, region)[0])
-        psnr = float(masked_psnr((a + 1) / 2, (b + 1) / 2, region)[0])
+        psnr = float(masked_psnr(unit_range(a), unit_range(b), region)[0])
         scores[name] = {"ssim": ssim, "psnr": psnr}
     return scores
