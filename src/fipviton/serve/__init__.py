@@ -5,8 +5,20 @@ the shipped models once and runs it with uvicorn. Limits (upload size, pixels, q
 `ServeConfig`; try-ons run on a bounded `WorkerPool`, never on the event loop.
 """
 
-from fipviton.serve.app import ApiError, create_app
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from fipviton.serve.config import ServeConfig
 from fipviton.serve.pool import JobTimeoutError, QueueFullError, WorkerPool
 
 __all__ = ["ApiError", "JobTimeoutError", "QueueFullError", "ServeConfig", "WorkerPool", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # The app (FastAPI) is imported on first use only: the CLI registers `serve` with ServeConfig alone, so
+    # every other command also runs where the web stack is not installed (a lent GPU machine's image).
+    if name in ("ApiError", "create_app"):
+        return getattr(importlib.import_module("fipviton.serve.app"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
