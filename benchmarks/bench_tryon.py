@@ -39,6 +39,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def matmul_gflops(seconds: float = 1.0) -> float:
     return count * 2 * 2048**3 / (time.perf_counter() - start) / 1e9
 
 
-def timed(fn, repeat: int) -> float:
+def timed(fn: Callable[[], object], repeat: int) -> float:
     fn()  # warm-up: oneDNN kernel selection
     samples = []
     for _ in range(repeat):
