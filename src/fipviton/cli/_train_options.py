@@ -15,13 +15,23 @@ from fipviton.errors import DatasetError
 
 
 def add_training_arguments(
-    parser: argparse.ArgumentParser, *, steps: int, lr: float, warmup: int, sample_every: int, cache_default: str
+    parser: argparse.ArgumentParser,
+    *,
+    steps: int,
+    lr: float,
+    warmup: int,
+    sample_every: int,
+    cache_default: str,
+    data_required: bool = True,
 ) -> None:
     """Add the shared training options to a `train` subcommand, with that stage's defaults.
 
     cache_default: where the caches go without --cache-root, as the help text says it.
+    data_required: False where the stage can train from something else (the try-on's --pack).
     """
-    parser.add_argument("--data", type=Path, required=True, help="dataset folder (e.g. ../shared/data/viton_resize)")
+    parser.add_argument(
+        "--data", type=Path, required=data_required, help="dataset folder (e.g. ../shared/data/viton_resize)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, final weights)")
     parser.add_argument("--steps", type=int, default=steps, help=f"total optimizer steps (default {steps})")
     parser.add_argument("--batch-size", type=int, default=8, help="images per step and process (default 8)")
@@ -45,8 +55,8 @@ def add_training_arguments(
 
 
 def check_training_arguments(args: argparse.Namespace) -> None:
-    """A DatasetError for a missing --data; a UsageError when --steps or --batch-size is not positive."""
-    if not args.data.is_dir():
+    """A DatasetError for a missing --data folder; a UsageError when --steps or --batch-size is not positive."""
+    if args.data is not None and not args.data.is_dir():
         raise DatasetError(f"{args.data}: no such directory")
     if args.steps < 1 or args.batch_size < 1:
         raise UsageError("--steps and --batch-size must be positive")

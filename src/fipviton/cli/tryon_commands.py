@@ -46,7 +46,22 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         ),
     )
     add_training_arguments(
-        train, steps=30_000, lr=2e-4, warmup=500, sample_every=1000, cache_default="cache/ in the checkout"
+        train,
+        steps=30_000,
+        lr=2e-4,
+        warmup=500,
+        sample_every=1000,
+        cache_default="cache/ in the checkout",
+        data_required=False,
+    )
+    train.add_argument(
+        "--pack",
+        dest="packs",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PREFIX",
+        help="train on a pack (`fipviton data pack-tryon`; PREFIX.bin + PREFIX.json) instead of --data; repeatable",
     )
     train.add_argument(
         "--preset", choices=["cpu-256", "latent-512", "latent-1024"], default="cpu-256", help="network preset"
@@ -103,6 +118,29 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     train.add_argument("--prepare-only", action="store_true", help="build the caches and exit")
     train.set_defaults(func=run_train_tryon)
+
+    pack = groups["data"].add_parser(
+        "pack-tryon",
+        help="write try-on training pairs to a small pack, to train on another machine (train tryon --pack)",
+        description=(
+            "Build (or reuse) the try-on training caches of --data's training split, and write pairs of it to "
+            "PREFIX.bin + PREFIX.json (about 9 KiB a pair: WebP images, lossless masks; fipviton.tryon.pack). "
+            "The pairs come in a fixed shuffled order (--seed) after the first --skip-first ones; a pack holds "
+            "those from position --start on, as many as fit in --max-mib. It prints the --start of the next pack."
+        ),
+    )
+    pack.add_argument("--data", type=Path, required=True, help="dataset folder (e.g. ../shared/data/viton_resize)")
+    pack.add_argument("--out", type=Path, required=True, metavar="PREFIX", help="writes PREFIX.bin and PREFIX.json")
+    pack.add_argument(
+        "--skip-first", type=int, default=0, metavar="N", help="leave out the first N pairs (kept for selection)"
+    )
+    pack.add_argument("--seed", type=int, default=0, help="seed of the shuffled order (default 0)")
+    pack.add_argument("--start", type=int, default=0, help="position in the shuffled order to start at")
+    pack.add_argument("--max-mib", type=float, default=None, help="stop before the pack grows past this size")
+    pack.add_argument("--limit", type=int, default=None, help="use only the first N training pairs (tests)")
+    pack.add_argument("--warp-weights", type=Path, default=None, help="warping weights (default: shipped)")
+    pack.add_argument("--cache-root", type=Path, default=None, help="cache folder (default: cache/ in the checkout)")
+    pack.set_defaults(func=run_pack_tryon)
 
     average = groups["train"].add_parser(
         "tryon-average",
@@ -207,6 +245,10 @@ def _shrink_spec(text: str) -> tuple[int, float]:
 def run_train_tryon(args: argparse.Namespace) -> int:
     from fipviton.training.tryon import TryOnTrainArgs, prepare_cache_dataset, train_tryon
 
+    if (args.data is None) == (not args.packs):
+        raise UsageError("give either --data or --pack")
+    if args.packs and args.prepare_only:
+        raise UsageError("--prepare-only builds the caches of --data; a pack needs none")
     check_training_arguments(args)
     overrides = dict(args.overrides)
     if args.vae_path:
@@ -225,6 +267,7 @@ def run_train_tryon(args: argparse.Namespace) -> int:
             ssim_weight=args.ssim_weight,
             shrink_prob=args.shrink_prob,
             backdrop_prob=args.backdrop_prob,
+            packs=tuple(args.packs),
         )
     except ValueError as exc:  # TryOnTrainArgs checks its own values; an error of the run itself is no usage error
         raise UsageError(str(exc)) from None
@@ -233,6 +276,49 @@ def run_train_tryon(args: argparse.Namespace) -> int:
         print(f"caches ready: {len(dataset)} training pairs")
         return 0
     train_tryon(options)
+    return 0
+
+
+def run_pack_tryon(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from fipviton.errors import DatasetError
+    from fipviton.tryon.cache import build_tryon_cache, warpnet_warper
+    from fipviton.tryon.config import TryOnConfig
+    from fipviton.tryon.pack import write_pack
+    from fipviton.warp.cache import build_cache
+
+    if not args.data.is_dir():
+        raise DatasetError(f"{args.data}: no such directory")
+    if args.skip_first < 0 or args.start < 0 or (args.max_mib is not None and args.max_mib <= 0):
+        raise UsageError("--skip-first and --start must be >= 0, --max-mib > 0")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be positive")
+    for suffix in (".bin", ".json"):
+        refuse_existing(args.out.with_name(args.out.name + suffix))
+    config = TryOnConfig.from_preset("cpu-256")
+    warper, tag = warpnet_warper(args.warp_weights)
+    warp_root = args.cache_root / "warp" if args.cache_root else None
+    warp_dir = build_cache(args.data, "train", size=tuple(config.image_size), cache_root=warp_root, limit=args.limit)
+    tryon_dir = build_tryon_cache(warp_dir, warper, tag, cache_root=args.cache_root)
+    count = int(json.loads((tryon_dir / "meta.json").read_text())["count"])
+    if args.skip_first >= count:
+        raise UsageError(f"--skip-first {args.skip_first} leaves none of the {count} training pairs")
+    order = np.random.default_rng(args.seed).permutation(np.arange(args.skip_first, count))
+    if args.start >= len(order):
+        raise UsageError(f"--start {args.start}: only {len(order)} pairs after --skip-first")
+    max_bytes = None if args.max_mib is None else int(args.max_mib * 2**20)
+    try:
+        written = write_pack(
+            warp_dir, tryon_dir, order[args.start :], args.out, tuple(config.garment_size), max_bytes=max_bytes
+        )
+    except ValueError as exc:  # not one pair fits in --max-mib
+        raise UsageError(str(exc)) from None
+    size = sum(args.out.with_name(args.out.name + s).stat().st_size for s in (".bin", ".json"))
+    print(
+        f"{args.out}: {written} pairs ({size / 2**20:.2f} MiB), positions {args.start}..{args.start + written - 1} "
+        f"of {len(order)}; next pack: --start {args.start + written}"
+    )
     return 0
 
 

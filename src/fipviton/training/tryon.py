@@ -4,7 +4,8 @@ Runs with `accelerate` (CPU, one GPU, or `accelerate launch` on many). Data: the
 dataset (VITON 256x192 `viton_resize` by default), prepared once into two memory-mapped caches: the warping
 module's (`fipviton.warp.cache`: person, garment, parsing, body parts, keypoints) and ours
 (`fipviton.tryon.cache`: the shipped warping module's warped garment and mask, run once over the split,
-and the agnostic mask). A training step is then only the try-on network (and the loss).
+and the agnostic mask). A training step is then only the try-on network (and the loss). Or, with `packs`,
+the same items from packs of them (`fipviton.tryon.pack`), to train on a machine without the dataset.
 
 Each step (`fipviton.tryon.diffusion`): draw timesteps (`timestep_sampling`), noise the ground truth or
 the noise condition image (`train_source`), predict x0 in one call, L1 + perceptual loss against the ground
@@ -72,6 +73,7 @@ class TryOnTrainArgs(TrainRunOptions):
     flip_prob: float = 0.5
     shrink_prob: float = 0.0  # probability of shrinking the warped garment (`fipviton.tryon.cache.shrink_warped`)
     backdrop_prob: float = 0.0  # probability of another backdrop (`fipviton.tryon.cache.replace_backdrop`)
+    packs: tuple[Path, ...] = ()  # train on these packs (`fipviton.tryon.pack`) instead of the caches of `data`
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -151,7 +153,14 @@ def train_tryon(
         if ignored:
             log.log(f"resume: --set {', '.join(ignored)} ignored (the run keeps the network config it started with)")
     t0 = time.perf_counter()
-    if dataset is None:
+    if dataset is None and args.packs:
+        from fipviton.tryon.pack import PackDataset
+
+        dataset = PackDataset(
+            args.packs, flip_prob=args.flip_prob, shrink_prob=args.shrink_prob, backdrop_prob=args.backdrop_prob
+        )
+        collate = dataset.collate
+    elif dataset is None:
         with accelerator.main_process_first():
             dataset = prepare_cache_dataset(args, config.image_size)
         collate = dataset.collate  # type: ignore[attr-defined]
