@@ -97,6 +97,15 @@ def test_train_tryon_from_packs(packed: dict[str, Path], tmp_path: Path, capsys:
     assert main([*run, *packs, "--data", str(packed["root"])]) == 2
     assert "either --data or --pack" in capsys.readouterr().err
     assert main(run) == 2
+    (tmp_path / "junk.json").write_text("[]")
+    (tmp_path / "junk.bin").write_bytes(b"")
+    assert main([*run, "--pack", str(tmp_path / "junk")]) == 1
+    assert "not a try-on pack" in capsys.readouterr().err
+    cut = tmp_path / "cut"
+    (tmp_path / "cut.json").write_text((packed["a"].parent / "a.json").read_text())
+    (tmp_path / "cut.bin").write_bytes((packed["a"].parent / "a.bin").read_bytes()[:100])
+    assert main([*run, "--pack", str(cut)]) == 1
+    assert "broken pack" in capsys.readouterr().err
     assert main([*run, *packs, "--backdrop-prob", "0.5", "--shrink-prob", "0.5"]) == 0
     assert "data: 6 training pairs" in (tmp_path / "run" / "train.log").read_text()
     assert TryOnModel.from_pretrained(tmp_path / "run" / "final").config.preset == "tiny"

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fipviton.errors import DatasetError
 from fipviton.tryon.cache import TryOnCacheDataset
 
 PACK_VERSION = 1
@@ -126,8 +127,8 @@ def write_pack(
 
 def read_pack(prefix: str | Path, workers: int | None = None) -> dict[str, np.ndarray]:
     """Decode a pack: person (N, H, W, 3), garment (N, h, w, 3), warped (N, H, W, 3), warped_mask (N, H, W)
-    0..255, agnostic_mask and foreground (N, H, W) {0, 1}, body_parts (N, H, W); all uint8. `ValueError` for a
-    file that is no pack of this version."""
+    0..255, agnostic_mask and foreground (N, H, W) {0, 1}, body_parts (N, H, W); all uint8. `DatasetError` for
+    files that are no pack of this version."""
     from PIL import Image
 
     prefix = Path(prefix)
@@ -135,9 +136,9 @@ def read_pack(prefix: str | Path, workers: int | None = None) -> dict[str, np.nd
         header = json.loads(prefix.with_name(prefix.name + ".json").read_text())
         blob = prefix.with_name(prefix.name + ".bin").read_bytes()
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{prefix}: cannot read the pack ({exc})") from exc
+        raise DatasetError(f"{prefix}: cannot read the pack ({exc})") from exc
     if not isinstance(header, dict) or header.get("version") != PACK_VERSION:
-        raise ValueError(f"{prefix}: not a try-on pack of version {PACK_VERSION}")
+        raise DatasetError(f"{prefix}: not a try-on pack of version {PACK_VERSION} (fipviton data pack-tryon)")
 
     def image(entry: dict, key: str) -> np.ndarray:
         start, length = entry[key]
@@ -156,10 +157,13 @@ def read_pack(prefix: str | Path, workers: int | None = None) -> dict[str, np.nd
         }
 
     # Pillow's decoders release the GIL: threads decode in parallel.
-    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        items = list(pool.map(decode, header["items"]))
+    try:
+        with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+            items = list(pool.map(decode, header["items"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # a cut or altered .bin, a broken index
+        raise DatasetError(f"{prefix}: broken pack ({exc})") from exc
     if not items:
-        raise ValueError(f"{prefix}: the pack holds no pairs")
+        raise DatasetError(f"{prefix}: the pack holds no pairs")
     return {key: np.stack([item[key] for item in items]) for key in items[0]}
 
 
@@ -200,7 +204,7 @@ class PackDataset(TryOnCacheDataset):
         parts = [read_pack(prefix, workers) for prefix in prefixes]
         shapes = {key: {part[key].shape[1:] for part in parts} for key in parts[0]}
         if any(len(s) > 1 for s in shapes.values()):
-            raise ValueError(f"the packs hold images of different sizes: {shapes}")
+            raise DatasetError(f"the packs hold images of different sizes: {shapes}")
         arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
         # The parent's fields (see TryOnCacheDataset.__init__), from the arrays instead of the caches.
         self.source = _PackRecords(arrays)
