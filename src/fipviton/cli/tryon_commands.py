@@ -123,7 +123,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "pack-tryon",
         help="write try-on training pairs to a small pack, to train on another machine (train tryon --pack)",
         description=(
-            "Build (or reuse) the try-on training caches of --data's training split, and write pairs of it to "
+            "Build (or reuse) the try-on training caches of --data's training split at the cpu-256 preset's "
+            "256x192, and write pairs of it to "
             "PREFIX.bin + PREFIX.json (about 9 KiB a pair: WebP images, lossless masks; fipviton.tryon.pack). "
             "The pairs come in a fixed shuffled order (--seed) after the first --skip-first ones; a pack holds "
             "those from position --start on, as many as fit in --max-mib. It prints the --start of the next pack."
