@@ -24,6 +24,12 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+def resize_garment(garment: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, 3, H, W) float -> (B, 3, h, w): how `ConvGarmentEncoder` brings a garment of another size to its own
+    (antialiased bilinear; training packs store the garment resized by this, `fipviton.tryon.pack`)."""
+    return F.interpolate(garment, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
 def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(channels, 8), channels)
 
@@ -69,7 +75,7 @@ class ConvGarmentEncoder(nn.Module):
 
     def forward(self, garment: torch.Tensor) -> torch.Tensor:
         if tuple(garment.shape[-2:]) != self.size:
-            garment = F.interpolate(garment, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+            garment = resize_garment(garment, self.size)
         features = self.stages(garment)
         tokens = features.flatten(2).transpose(1, 2)
         return self.norm(self.proj(tokens) + self.position)

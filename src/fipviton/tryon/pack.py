@@ -53,10 +53,10 @@ def _webp(array: np.ndarray, quality: int | None) -> bytes:
 def _garment_at(garment: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 -> (h, w, 3) uint8, the resize `ConvGarmentEncoder` applies to a larger garment."""
     import torch
-    import torch.nn.functional as F
 
-    x = torch.from_numpy(np.array(garment)).permute(2, 0, 1)[None].float()
-    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    from fipviton.tryon.encoders import resize_garment
+
+    x = resize_garment(torch.from_numpy(np.array(garment)).permute(2, 0, 1)[None].float(), size)
     return x.round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
 
 
