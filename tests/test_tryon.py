@@ -22,8 +22,8 @@ import fipviton
 from conftest import require
 from fipviton.training.common import latest_checkpoint
 from fipviton.tryon import TryOnConfig, TryOnInputs, TryOnModel, noise_condition_image
-from fipviton.tryon.cache import inputs_from_arrays, random_backdrop, replace_backdrop, shrink_warped
-from fipviton.tryon.inputs import random_inputs
+from fipviton.tryon.dataset import random_backdrop, replace_backdrop, shrink_warped
+from fipviton.tryon.inputs import inputs_from_arrays, random_inputs
 
 if TYPE_CHECKING:
     from fipviton.training.tryon import TryOnTrainArgs
@@ -458,18 +458,21 @@ def test_cli_builds_the_caches_and_trains(data_dir: Path, tmp_path: Path) -> Non
     assert TryOnModel.from_pretrained(tmp_path / "run" / "final").config.preset == "tiny"
 
     # The shrink augmentation (drawn per item) only ever removes warped-garment pixels, and removes some.
-    from fipviton.tryon.cache import TryOnCacheDataset
+    from fipviton.tryon.dataset import Augmentation, TryOnCacheDataset
 
     warp_cache = json.loads((caches[0] / "meta.json").read_text())["warp_cache"]
-    plain = TryOnCacheDataset(warp_cache, caches[0], flip_prob=0.0)
-    shrunk = TryOnCacheDataset(warp_cache, caches[0], flip_prob=0.0, shrink_prob=1.0, shrink_max_erode=2)
+    plain = TryOnCacheDataset(warp_cache, caches[0])
+    shrunk = TryOnCacheDataset(warp_cache, caches[0], Augmentation(flip_prob=0.0, shrink_prob=1.0, shrink_max_erode=2))
     torch.manual_seed(0)
     pairs = [(plain[i]["warped_mask"], shrunk[i]["warped_mask"]) for i in range(len(plain))]
     assert all((after <= before).all() for before, after in pairs)
     assert sum(int((after > 0).sum()) for _, after in pairs) < sum(int((before > 0).sum()) for before, _ in pairs)
 
     # Backdrops: fixed ones are the same in every run and change only the background; drawn ones vary.
-    fixed = [TryOnCacheDataset(warp_cache, caches[0], flip_prob=0.0, fixed_backdrops=seed) for seed in (0, 0, 1)]
+    fixed = [
+        TryOnCacheDataset(warp_cache, caches[0], Augmentation(flip_prob=0.0, fixed_backdrops=seed))
+        for seed in (0, 0, 1)
+    ]
     people = [[d[i]["person"] for i in range(3)] for d in fixed]
     assert all(np.array_equal(a, b) for a, b in zip(people[0], people[1], strict=True))
     assert not any(np.array_equal(a, b) for a, b in zip(people[0], people[2], strict=True))
@@ -478,14 +481,14 @@ def test_cli_builds_the_caches_and_trains(data_dir: Path, tmp_path: Path) -> Non
         on_person = cv2.erode((np.asarray(record["parsing"]) > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         assert np.array_equal(swapped[on_person], plain[i]["person"][on_person])
         assert not np.array_equal(swapped, plain[i]["person"])
-    drawn = TryOnCacheDataset(warp_cache, caches[0], flip_prob=0.0, backdrop_prob=1.0)
+    drawn = TryOnCacheDataset(warp_cache, caches[0], Augmentation(flip_prob=0.0, backdrop_prob=1.0))
     assert not np.array_equal(drawn[0]["person"], drawn[0]["person"])
 
     # The flip mirrors every input once: the body-part map stays on the mirrored body (left/right swapped).
     # (Until 2026-11-27 it was mirrored twice, so it lay where the body was before the flip.)
     from fipviton.bodyparts import flip_parts
 
-    mirrored = TryOnCacheDataset(warp_cache, caches[0], flip_prob=1.0)
+    mirrored = TryOnCacheDataset(warp_cache, caches[0], Augmentation(flip_prob=1.0))
     for i in range(3):
         direct, flipped = plain[i], mirrored[i]
         for key in ("person", "agnostic_mask", "warped", "warped_mask", "garment"):

@@ -39,7 +39,7 @@ def packed(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 
 def test_pack_holds_the_cache_items(packed: dict[str, Path]) -> None:
-    from fipviton.tryon.cache import TryOnCacheDataset
+    from fipviton.tryon.dataset import Augmentation, TryOnCacheDataset
     from fipviton.tryon.pack import PackDataset
 
     tmp = packed["tmp"]
@@ -55,8 +55,8 @@ def test_pack_holds_the_cache_items(packed: dict[str, Path]) -> None:
 
     (tryon_dir,) = (tmp / "cache" / "tryon").iterdir()
     warp_dir = json.loads((tryon_dir / "meta.json").read_text())["warp_cache"]
-    cached = TryOnCacheDataset(warp_dir, tryon_dir, flip_prob=0.0)
-    pack = PackDataset([packed["a"], packed["b"]], flip_prob=0.0)
+    cached = TryOnCacheDataset(warp_dir, tryon_dir)
+    pack = PackDataset([packed["a"], packed["b"]])
     assert len(pack) == 6
     for position, index in enumerate(indices):
         mine, theirs = pack[position], cached[index]
@@ -65,11 +65,23 @@ def test_pack_holds_the_cache_items(packed: dict[str, Path]) -> None:
         assert _psnr(mine["person"], theirs["person"]) > 30
         assert _psnr(mine["warped"], theirs["warped"]) > 30
         assert mine["garment"].shape == (128, 96, 3)
-        foreground = np.asarray(pack.source[position]["parsing"]) > 0
-        assert np.array_equal(foreground, np.asarray(cached.source[index]["parsing"]) != 0)
-    # The augmentation is the cache dataset's: a flip mirrors the person.
-    mirrored = PackDataset([packed["a"]], flip_prob=1.0)
-    assert np.array_equal(mirrored[0]["person"], pack[0]["person"][:, ::-1])
+        foreground = np.asarray(pack.record(position)["parsing"]) > 0
+        assert np.array_equal(foreground, np.asarray(cached.record(index)["parsing"]) != 0)
+    # The augmentation is the cache dataset's (one base class): the same generator makes the same choices
+    # (backdrop, shrink, flip) on both.
+    options = Augmentation(flip_prob=0.5, shrink_prob=0.5, backdrop_prob=0.5)
+    augmented = PackDataset([packed["a"], packed["b"]], options)
+    cached = TryOnCacheDataset(warp_dir, tryon_dir, options)
+    flipped = 0
+    for seed in range(4):
+        for position, index in enumerate(indices):
+            mine = augmented.item(position, np.random.default_rng(seed))
+            theirs = cached.item(index, np.random.default_rng(seed))
+            for key in ("agnostic_mask", "warped_mask", "body_parts"):
+                assert np.array_equal(mine[key], theirs[key]), key
+            assert _psnr(mine["person"], theirs["person"]) > 30
+            flipped += int(not np.array_equal(mine["agnostic_mask"], pack[position]["agnostic_mask"]))
+    assert 0 < flipped < 4 * len(indices)
 
 
 def test_pack_tryon_refuses_to_overwrite_and_too_small_a_size(
@@ -111,3 +123,45 @@ def test_train_tryon_from_packs(packed: dict[str, Path], tmp_path: Path, capsys:
     assert TryOnModel.from_pretrained(tmp_path / "run" / "final").config.preset == "tiny"
     options = json.loads(next((tmp_path / "run" / "checkpoints").glob("*/state.json")).read_text())["meta"]
     assert options["options"]["packs"] == [str(packed["a"]), str(packed["b"])]
+
+
+def test_batches_are_the_same_for_any_loader_threads_and_across_a_resume(
+    packed: dict[str, Path], tmp_path: Path
+) -> None:
+    """Batches are built one step ahead in a background thread (`TrainLoop.run(prefetch=True)`), their items in
+    `--loader-threads` threads, each item's augmentation drawn from a seed of its own: the run is the same
+    for any number of threads, and a run stopped and resumed is the same as one that was not."""
+    from safetensors.torch import load_file
+
+    from fipviton.training.tryon import TryOnTrainArgs, train_tryon
+    from fipviton.tryon.dataset import Augmentation
+    from fipviton.tryon.pack import PackDataset
+
+    dataset = PackDataset([packed["a"], packed["b"]], Augmentation(flip_prob=0.5, shrink_prob=0.5, backdrop_prob=0.5))
+
+    def run(name: str, steps: int, threads: int, resume: bool = False) -> Path:
+        out = tmp_path / name
+        args = TryOnTrainArgs(
+            data=None, out=out, preset="tiny", perceptual_weight=0.0, mixed_precision="no", threads=1,
+            steps=steps, batch_size=3, lr=2e-3, warmup=1, ckpt_every=2, log_every=1, sample_every=0, seed=3,
+            loader_threads=threads, resume=resume,
+        )  # fmt: skip
+        torch.manual_seed(0)
+        train_tryon(args, dataset=dataset)
+        return out
+
+    def weights(out: Path) -> dict[str, torch.Tensor]:
+        return load_file(str(out / "final" / "model.safetensors"))
+
+    def losses(out: Path) -> list[float]:
+        return [json.loads(line)["total"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+    one, two = run("one", 4, threads=1), run("two", 4, threads=2)
+    assert losses(one) == losses(two) and len(set(losses(one))) == 4
+    assert all(torch.equal(a, weights(two)[k]) for k, a in weights(one).items())
+    # 6 pairs, batches of 3: the stop after step 2 falls at an epoch's end, where a resumed run draws the same
+    # next epoch (inside an epoch it draws a new order, as without the background thread).
+    run("resumed", 2, threads=2)
+    resumed = run("resumed", 4, threads=2, resume=True)
+    assert losses(resumed) == losses(one)
+    assert all(torch.equal(a, weights(resumed)[k]) for k, a in weights(one).items())

@@ -47,7 +47,7 @@ def _repeat(call: Callable[[], TryOnResult], repeat: int) -> list[TryOnResult]:
 
 def _network_throughput(pipeline: TryOnPipeline, result: TryOnResult, batch: int, repeat: int) -> float:
     """Images per second of the warping + try-on networks on a batch of `batch` copies of one pair at 256x192."""
-    from fipviton.tryon.cache import inputs_from_arrays
+    from fipviton.tryon.inputs import inputs_from_arrays
     from fipviton.warp.conditioning import image_to_tensor, mask_to_tensor, person_input_from_maps
 
     size = tuple(pipeline.tryon.config.image_size)

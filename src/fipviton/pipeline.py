@@ -318,7 +318,7 @@ class TryOnPipeline:
     ) -> TryOnResult:
         from fipviton.agnostic import build_agnostic
         from fipviton.postprocess import postprocess
-        from fipviton.tryon.cache import inputs_from_arrays
+        from fipviton.tryon.inputs import inputs_from_arrays
         from fipviton.warp.conditioning import image_to_tensor, mask_to_tensor, person_input_from_maps
 
         height, width = person.shape[:2]

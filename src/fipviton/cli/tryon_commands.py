@@ -116,6 +116,14 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="probability of replacing a training photo's backdrop by a random colour field, so that the network "
         "learns to continue any backdrop into the agnostic region, not VITON's near-white (default 0)",
     )
+    train.add_argument(
+        "--loader-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="threads that build each batch's items (augmentation) while the previous step runs; the batches "
+        "are the same for any N (default: 1 on a CPU, up to 8 on a GPU)",
+    )
     train.add_argument("--prepare-only", action="store_true", help="build the caches and exit")
     train.set_defaults(func=run_train_tryon)
 
@@ -269,6 +277,7 @@ def run_train_tryon(args: argparse.Namespace) -> int:
             shrink_prob=args.shrink_prob,
             backdrop_prob=args.backdrop_prob,
             packs=tuple(args.packs),
+            loader_threads=args.loader_threads,
         )
     except ValueError as exc:  # TryOnTrainArgs checks its own values; an error of the run itself is no usage error
         raise UsageError(str(exc)) from None

@@ -274,6 +274,13 @@ def weighted_batches(weights: np.ndarray, batch_size: int, rng: np.random.Genera
         yield rng.choice(len(p), size=batch_size, replace=False, p=p)
 
 
+def copy_generator(rng: np.random.Generator) -> np.random.Generator:
+    """A generator in the same state as `rng` that advances independently of it."""
+    copy = np.random.default_rng()
+    copy.bit_generator.state = rng.bit_generator.state
+    return copy
+
+
 def set_threads(num_threads: int | None) -> None:
     """Limit intra-op CPU threads (None keeps torch's default)."""
     if num_threads:
@@ -545,22 +552,31 @@ class TrainLoop:
     def run(
         self,
         n_samples: int,
-        load: Callable[[np.ndarray], _Batch],
+        load: Callable[..., _Batch],
         step: Callable[[_Batch], tuple[torch.Tensor, dict[str, float], _Output]],
         sample: Callable[[_Batch, _Output], np.ndarray] | None = None,
         describe: Callable[[dict[str, float]], str] = format_terms,
         sample_first: bool = False,
         sample_weights: np.ndarray | None = None,
+        prefetch: bool = False,
     ) -> None:
         """Train until `args.steps`, the time budget or a stop signal.
 
-        load:   this process's dataset indices (b,) -> a batch on `self.device` (may draw from `self.rng`)
+        load:   this process's dataset indices (b,) -> a batch on `self.device` (may draw from `self.rng`);
+                with `prefetch`, (indices, rng) -> batch, see there
         step:   batch -> (scalar loss, float loss terms incl. "total", output): the forward pass and the loss
         sample: (batch, output) -> (H, W, 3) uint8 grid, saved to samples/step_N.png every `sample_every` steps
                 (and after step 1 with `sample_first`)
         describe: mean loss terms -> their part of the progress line
         sample_weights: (n_samples,) relative probabilities of drawing each sample (None: epochs of shuffles)
+        prefetch: build the next batch in a background thread while the current step runs (a GPU otherwise
+                waits for the CPU's per-item augmentation). `load` is then called as load(indices, rng), one
+                batch ahead, with a generator of its own seeded from `self.rng` (drawn here, in order), and must
+                draw every random number from it: not from `self.rng`, `self.step` or torch's global generator,
+                which the step uses meanwhile. The same seed gives the same batches as without the thread.
         """
+        from concurrent.futures import Future, ThreadPoolExecutor
+
         from fipviton.imageio import save_image
 
         args, accelerator = self.args, self.accelerator
@@ -576,10 +592,26 @@ class TrainLoop:
         train_start = time.perf_counter()
         start_step = self.step
         self.model.train()
-        with StopFlag() as stop:
+
+        def draw() -> tuple[np.ndarray, np.random.Generator | None]:
+            indices = next(batches)[accelerator.process_index :: accelerator.num_processes]
+            return indices, (np.random.default_rng(int(self.rng.integers(2**63))) if prefetch else None)
+
+        # With prefetch, self.rng is one batch ahead of the step: a checkpoint stores its state from before
+        # that batch was drawn, so that a resumed run draws it again.
+        resume_rng = self.rng
+        pending: Future | None = None
+        with StopFlag() as stop, ThreadPoolExecutor(1) as loader:
+            if prefetch and self.step < args.steps:
+                pending = loader.submit(load, *draw())
             while self.step < args.steps and not stop.stop:
-                indices = next(batches)[accelerator.process_index :: accelerator.num_processes]
-                batch = load(indices)
+                if prefetch:
+                    assert pending is not None  # submitted before every step but after the last
+                    batch = pending.result()
+                    resume_rng = copy_generator(self.rng)
+                    pending = loader.submit(load, *draw()) if self.step + 1 < args.steps else None
+                else:
+                    batch = load(draw()[0])
                 lr = self.lr(self.elapsed_before + time.perf_counter() - train_start)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr * group.get("lr_scale", 1.0)
@@ -591,7 +623,7 @@ class TrainLoop:
                 self.optimizer.step()
                 self.ema.update(self.model, self.step)
                 self.step += 1
-                meter.add(len(indices) * accelerator.num_processes)
+                meter.add(self.global_batch)
                 for key, value in terms.items():
                     running[key] = running.get(key, 0.0) + value
                 running_n += 1
@@ -614,8 +646,9 @@ class TrainLoop:
                 checkpoint_due = self.step % args.ckpt_every == 0 or self.step == args.steps or stop.stop
                 if checkpoint_due and accelerator.is_main_process:
                     self.meta["elapsed_s"] = elapsed
+                    rng = resume_rng if prefetch else self.rng
                     save_checkpoint(
-                        self.out, self.step, self.model, self.optimizer, self.rng, self.ema, self.meta, keep=args.keep
+                        self.out, self.step, self.model, self.optimizer, rng, self.ema, self.meta, keep=args.keep
                     )
             self.stopped = stop.stop
         accelerator.wait_for_everyone()

@@ -138,7 +138,8 @@ def evaluate_paired(
     flip). A network that learnt the task, not the side it sits on, scores the same either way.
     """
     from fipviton.losses.perceptual import STLPIPS
-    from fipviton.tryon.cache import TryOnCacheDataset, build_tryon_cache, warpnet_warper
+    from fipviton.tryon.cache import build_tryon_cache, warpnet_warper
+    from fipviton.tryon.dataset import Augmentation, TryOnCacheDataset
     from fipviton.warp.cache import build_cache, cache_dir_for
 
     size = tuple(model.config.image_size)
@@ -148,9 +149,8 @@ def evaluate_paired(
     warper, tag = warpnet_warper(warp_weights)
     tryon_root = Path(cache_root) if cache_root else None
     tryon_cache = build_tryon_cache(warp_cache, warper, tag, cache_root=tryon_root)
-    dataset = TryOnCacheDataset(
-        warp_cache, tryon_cache, flip_prob=1.0 if mirror else 0.0, fixed_shrink=shrink_warp, fixed_backdrops=backdrops
-    )
+    augmentation = Augmentation(flip_prob=1.0 if mirror else 0.0, fixed_shrink=shrink_warp, fixed_backdrops=backdrops)
+    dataset = TryOnCacheDataset(warp_cache, tryon_cache, augmentation)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     lpips = STLPIPS().eval()
     device = model.device

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -129,3 +130,36 @@ def noise_condition_image(agnostic: torch.Tensor, warped: torch.Tensor, warped_m
     """
     m = warped_mask.clamp(0, 1).to(agnostic.dtype)
     return agnostic * (1 - m) + warped.to(agnostic.dtype) * m
+
+
+def inputs_from_arrays(items: list[dict[str, np.ndarray]], device: torch.device | str | None = None) -> TryOnInputs:
+    """`TryOnInputs` on `device` (None: the CPU) from per-sample uint8 arrays: person (H, W, 3), agnostic_mask
+    (H, W) {0, 1}, warped (H, W, 3), warped_mask (H, W) 0..255, body_parts (H, W), garment (h, w, 3); the
+    agnostic image is the person with `AGNOSTIC_GREY` inside the agnostic mask.
+
+    The arrays travel as uint8 and become float on `device`: a quarter of the bytes, and on a GPU the
+    conversion costs nothing (on one CPU thread it is ~2.5 ms per 256x192 item, as much as the augmentation).
+    """
+    from fipviton.agnostic import AGNOSTIC_GREY
+
+    def stacked(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.stack([np.asarray(i[name]) for i in items])).to(device)
+
+    def images(name: str) -> torch.Tensor:
+        return stacked(name).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+    person = images("person")
+    mask = stacked("agnostic_mask").float()[:, None].clamp(0, 1)
+    grey = AGNOSTIC_GREY / 127.5 - 1.0
+    agnostic = person * (1 - mask) + grey * mask
+    warped_mask = stacked("warped_mask").float()[:, None] / 255.0
+    parts = stacked("body_parts").long()
+    return TryOnInputs(
+        agnostic=agnostic,
+        agnostic_mask=mask,
+        warped=images("warped"),
+        warped_mask=warped_mask,
+        body_parts=parts,
+        garment=images("garment"),
+        person=person,
+    )

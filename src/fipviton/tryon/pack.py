@@ -2,7 +2,7 @@
 
 Why: a lent GPU machine receives at most 64 MiB of files per call, the repository included, and no dataset,
 while the try-on training caches (`fipviton.warp.cache` + `fipviton.tryon.cache`) are gigabytes. A pack holds,
-per pair, exactly what `TryOnCacheDataset` reads, compressed to about 9 KiB:
+per pair, exactly what `TryOnCacheDataset` (`fipviton.tryon.dataset`) reads, compressed to about 9 KiB:
 
 | field         | stored as                                             | decoded to                      |
 |---------------|-------------------------------------------------------|---------------------------------|
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from fipviton.errors import DatasetError
-from fipviton.tryon.cache import TryOnCacheDataset
+from fipviton.tryon.dataset import NO_AUGMENTATION, Augmentation, TryOnItems
 
 PACK_VERSION = 1
 _LOSSY_QUALITY = {"person": 75, "garment": 80, "warped": 75}
@@ -167,54 +167,31 @@ def read_pack(prefix: str | Path, workers: int | None = None) -> dict[str, np.nd
     return {key: np.stack([item[key] for item in items]) for key in items[0]}
 
 
-class _PackRecords:
-    """The warp-cache records `TryOnCacheDataset.__getitem__` reads, from decoded pack arrays (the parsing is
-    the foreground map: 0 = background, 1 = anything else)."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        self.arrays = arrays
-
-    def __len__(self) -> int:
-        return len(self.arrays["person"])
-
-    def __getitem__(self, item: int) -> dict[str, object]:
-        a = self.arrays
-        return {
-            "index": item,
-            "person": a["person"][item],
-            "parsing": a["foreground"][item],
-            "body_parts": a["body_parts"][item],
-            "garment": a["garment"][item],
-        }
-
-
-class PackDataset(TryOnCacheDataset):
-    """`TryOnCacheDataset` (the same items and augmentation) over one or more decoded packs."""
+class PackDataset(TryOnItems):
+    """The training items of one or more decoded packs, with `TryOnItems`' augmentation: item for item what
+    `TryOnCacheDataset` gives for the same pairs and random draws (up to the packs' lossy WebP and
+    the garment, stored at the encoder's size)."""
 
     def __init__(
         self,
         prefixes: Sequence[str | Path],
-        flip_prob: float = 0.5,
-        shrink_prob: float = 0.0,
-        backdrop_prob: float = 0.0,
+        augmentation: Augmentation = NO_AUGMENTATION,
         workers: int | None = None,
     ) -> None:
         if not prefixes:
             raise ValueError("no packs given")
+        super().__init__(augmentation)
         parts = [read_pack(prefix, workers) for prefix in prefixes]
         shapes = {key: {part[key].shape[1:] for part in parts} for key in parts[0]}
         if any(len(s) > 1 for s in shapes.values()):
             raise DatasetError(f"the packs hold images of different sizes: {shapes}")
-        arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-        # The parent's fields (see TryOnCacheDataset.__init__), from the arrays instead of the caches.
-        self.source = _PackRecords(arrays)
-        self.agnostic_mask = arrays["agnostic_mask"]
-        self.warped = arrays["warped"]
-        self.warped_mask = arrays["warped_mask"]
-        self.flip_prob = flip_prob
-        self.shrink_prob = shrink_prob
-        self.shrink_max_erode = 10
-        self.shrink_max_hem = 0.3
-        self.fixed_shrink = None
-        self.backdrop_prob = backdrop_prob
-        self.fixed_backdrops = None
+        self.arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+    def __len__(self) -> int:
+        return len(self.arrays["person"])
+
+    def record(self, item: int) -> dict[str, np.ndarray | int]:
+        a = self.arrays
+        # The foreground map (0 = background) stands in for the parsing: all that the backdrop reads of it.
+        fields = ("person", "body_parts", "garment", "agnostic_mask", "warped", "warped_mask")
+        return {"index": item, "parsing": a["foreground"][item]} | {key: a[key][item] for key in fields}
