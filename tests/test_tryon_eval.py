@@ -104,6 +104,8 @@ def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys: pytest.Ca
     assert "--backdrops needs --pairs paired" in capsys.readouterr().err
     assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--mirror"]) == 2
     assert "--mirror needs --pairs paired" in capsys.readouterr().err
+    assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--mirror", "--backdrops", "1"]) == 2
+    assert "--backdrops and --mirror need --pairs paired" in capsys.readouterr().err
 
 
 def test_eval_tryon_zero_needs_paired_pairs_and_zeros_weights(
