@@ -63,6 +63,32 @@ def test_garment_detail_on_the_garment_box_equals_the_whole_picture() -> None:
     assert np.array_equal(add_garment_detail(generated, warped, empty, size), generated)
 
 
+def test_sharp_garment_adds_detail_on_the_garment_only(pipeline: TryOnPipeline, first_result: TryOnResult) -> None:
+    """`sharp_garment` adds the warped garment's detail from the network's own grid (128x96) up: more detail
+    where the garment lies, nothing changed elsewhere."""
+    assert pipeline.tryon.grid_size == (128, 96)
+    sharp = TryOnPipeline(pipeline.parser, pipeline.warp, pipeline.tryon, sharp_garment=True)
+    pair = example_pairs()[0]
+    result = sharp(pair.person, pair.garment, pair.category)
+    plain = first_result
+    assert np.array_equal(result.warped, plain.warped)
+    changed = np.abs(result.generated.astype(int) - plain.generated).max(2) > 0
+    on_garment = plain.warped_mask >= 0.5
+    assert changed.any() and not changed[~cv2.dilate(on_garment.view(np.uint8), np.ones((41, 41))).astype(bool)].any()
+
+    def band(image: np.ndarray) -> np.ndarray:  # the detail between the network's grid and its output size
+        at_network = cv2.resize(image, (192, 256), interpolation=cv2.INTER_AREA).astype(np.float32)
+        low = cv2.resize(cv2.resize(at_network, (96, 128), interpolation=cv2.INTER_AREA), (192, 256))
+        return (at_network - low).mean(2)
+
+    solid = cv2.resize(on_garment.view(np.uint8), (192, 256), interpolation=cv2.INTER_NEAREST) > 0
+    solid = cv2.erode(solid.view(np.uint8), np.ones((5, 5))) > 0
+    warped = band(plain.warped)[solid]
+    kept = [np.corrcoef(band(r.generated)[solid], warped)[0, 1] for r in (plain, result)]
+    print("band correlation with the warped garment, plain / sharp:", kept)
+    assert kept[1] > kept[0] + 0.1, kept
+
+
 def test_pad_round_trip() -> None:
     image = np.random.default_rng(0).integers(0, 255, (300, 500, 3), dtype=np.uint8)
     pad = pad_to_aspect(300, 500, 256 / 192)

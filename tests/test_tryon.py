@@ -253,6 +253,27 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert loaded.config == model.config
 
 
+def test_weights_stored_in_float16_load_as_float32(tmp_path: Path) -> None:
+    """The shipped weights are stored in float16 (half the file): they load into the float32 network as the
+    float16 values, and the network's output barely moves."""
+    from safetensors.torch import load_file
+
+    model = _tiny()
+    model.save_pretrained(tmp_path / "fp32")
+    model.save_pretrained(tmp_path / "fp16", dtype=torch.float16)
+    stored = load_file(str(tmp_path / "fp16" / "model.safetensors"))
+    assert {v.dtype for v in stored.values()} == {torch.float16}
+    size = {name: (tmp_path / name / "model.safetensors").stat().st_size for name in ("fp16", "fp32")}
+    assert size["fp16"] < 0.6 * size["fp32"]
+    loaded = TryOnModel.from_pretrained(tmp_path / "fp16")
+    state = loaded.trainable_state_dict()
+    assert all(state[k].dtype == torch.float32 and torch.equal(state[k], v.float()) for k, v in stored.items())
+    inputs = _random_inputs()
+    a = model.generate(inputs, generator=torch.Generator().manual_seed(3))
+    b = loaded.generate(inputs, generator=torch.Generator().manual_seed(3))
+    assert not torch.equal(a, b) and (a - b).abs().max() < 0.02
+
+
 def test_refine_head_warm_starts_from_weights_without_it(tmp_path: Path) -> None:
     base = _tiny(patch_size=2)
     base.save_pretrained(tmp_path / "base")

@@ -2,7 +2,7 @@
 
     fipviton eval pipeline --data DIR --pairs paired|unpaired --out DIR [--split test]
         [--category upper_body|lower_body|dresses] [--size 256x192|512x384|1024x768] [--repaint/--no-repaint]
-        [--limit N] [--steps N] [--seed N] [--threads N] [--no-framing]
+        [--limit N] [--steps N] [--seed N] [--threads N] [--no-framing] [--sharp-garment]
         [--parser-weights DIR] [--warp-weights DIR] [--tryon-weights DIR]
         [--inception PATH] [--lpips-alex PATH --alexnet PATH] [--lpips-squeeze PATH --squeezenet PATH]
 
@@ -82,6 +82,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         action="store_false",
         help="run the networks on the photos as they are (no person crop, no garment re-framing)",
     )
+    parser.add_argument(
+        "--sharp-garment",
+        action="store_true",
+        help="the pipeline's sharp-garment mode (try-on --sharp-garment): the warped garment's detail kept",
+    )
     parser.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's choice)")
     for name in ("parser", "warp", "tryon"):
         parser.add_argument(
@@ -110,6 +115,8 @@ def command_line(args: argparse.Namespace) -> str:
     parts += ["--steps", str(args.steps), "--seed", str(args.seed)]
     if not args.framing:
         parts.append("--no-framing")
+    if args.sharp_garment:
+        parts.append("--sharp-garment")
     if args.threads:
         parts += ["--threads", str(args.threads)]
     for name in ("parser", "warp", "tryon"):
@@ -141,6 +148,7 @@ def run_eval_pipeline(args: argparse.Namespace) -> int:
         limit=args.limit,
         steps=args.steps,
         framing=args.framing,
+        sharp_garment=args.sharp_garment,
         parser_weights=args.parser_weights,
         warp_weights=args.warp_weights,
         tryon_weights=args.tryon_weights,

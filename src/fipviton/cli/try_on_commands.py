@@ -74,6 +74,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="run the networks on the photos as they are, not on a person crop and a garment framed like the "
         "training photos (see fipviton.framing)",
     )
+    parser.add_argument(
+        "--sharp-garment",
+        action="store_true",
+        help="keep the warped garment's fine detail (stripes, prints) that the try-on network blurs: crisper "
+        "textures, a little less faithful garment edges (see fipviton.pipeline.TryOnPipeline)",
+    )
     for name in ("parser", "warp", "tryon"):
         parser.add_argument(
             f"--{name}-weights", type=Path, default=None, metavar="DIR", help=f"{name} weights (default: shipped)"
@@ -103,6 +109,7 @@ def _load_pipeline(args: argparse.Namespace) -> TryOnPipeline:
         tryon=args.tryon_weights,
         steps=args.steps,
         framing=args.framing,
+        sharp_garment=args.sharp_garment,
     )
 
 

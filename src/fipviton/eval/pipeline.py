@@ -92,6 +92,7 @@ class PipelineEvalOptions:
     repaint: True scores only the final image, False only the raw network output, None both.
     limit:   the first N pairs of each category (None = all).
     framing: try on in a person crop and a garment framed like the training photos (`fipviton.framing`).
+    sharp_garment: the pipeline's sharp-garment mode (`TryOnPipeline`).
     parser_weights, warp_weights, tryon_weights: weight folders (None: the shipped ones).
     command: the command line to record in the report.
     """
@@ -106,6 +107,7 @@ class PipelineEvalOptions:
     limit: int | None = None
     steps: int = 1
     framing: bool = True
+    sharp_garment: bool = False
     parser_weights: Path | None = None
     warp_weights: Path | None = None
     tryon_weights: Path | None = None
@@ -331,6 +333,7 @@ def evaluate_pipeline(
             device=device,
             steps=options.steps,
             framing=options.framing,
+            sharp_garment=options.sharp_garment,
         )
 
     parts = options.out / "parts"
@@ -533,6 +536,7 @@ def aggregate(
             "resized": bool(options.size) and any(row["native_size"] != _size_text(options.size) for row in ok),
             "steps": options.steps,
             "framing": options.framing,
+            "sharp_garment": options.sharp_garment,
             "weights": {
                 name: str(folder) if folder is not None else "shipped"
                 for name, folder in (

@@ -156,6 +156,13 @@ class TryOnModel(nn.Module):
         return h // self.vae_factor, w // self.vae_factor
 
     @property
+    def grid_size(self) -> tuple[int, int]:
+        """(h, w) of the grid the UNet predicts on: the diffusion variable's size over the patch size (each
+        position paints one patch). Image detail finer than this grid comes from the layers after it alone."""
+        h, w = self.model_size
+        return h // self.config.patch_size, w // self.config.patch_size
+
+    @property
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device
 
@@ -268,13 +275,19 @@ class TryOnModel(nn.Module):
         """The state without the frozen external modules (`EXTERNAL_PREFIXES`)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith(EXTERNAL_PREFIXES)}
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write `config.json` and `model.safetensors` (no pickle) into `directory` (created if needed)."""
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> None:
+        """Write `config.json` and `model.safetensors` (no pickle) into `directory` (created if needed).
+
+        dtype: store the floating-point tensors in this type (e.g. torch.float16: half the file; loading casts
+        them back to the model's type). None keeps their own.
+        """
         from safetensors.torch import save_file
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.trainable_state_dict().items()}
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         tmp = directory / (WEIGHTS_NAME + ".tmp")
         save_file(state, str(tmp), metadata={"format": "pt", "model": "fipviton.TryOnModel"})
         tmp.replace(directory / WEIGHTS_NAME)
