@@ -306,7 +306,16 @@ def test_serve_command_is_registered() -> None:
 
     args = build_parser().parse_args(["serve", "--port", "9000", "--queue-size", "2", "--timeout", "5"])
     assert (args.port, args.queue_size, args.timeout_s, args.host) == (9000, 2, 5.0, "127.0.0.1")
-    assert isinstance(args, argparse.Namespace)
+    assert isinstance(args, argparse.Namespace) and not args.sharp_garment
+    assert build_parser().parse_args(["serve", "--sharp-garment"]).sharp_garment
+
+
+def test_served_pipelines_can_keep_the_garment_sharp() -> None:
+    from fipviton.cli.serve_commands import load_pipelines
+
+    (sharp,) = load_pipelines(1, None, None, None, warmup=False, sharp_garment=True)
+    (plain,) = load_pipelines(1, None, None, None, warmup=False)
+    assert sharp.sharp_garment and not plain.sharp_garment
 
 
 def test_result_json_sends_the_person_crop() -> None:

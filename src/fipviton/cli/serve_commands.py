@@ -56,6 +56,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--tryon", type=Path, default=None, metavar="DIR", help="try-on module weights")
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up try-on at start-up")
     parser.add_argument(
+        "--sharp-garment",
+        action="store_true",
+        help="keep the warped garment's fine detail that the try-on network blurs (try-on --sharp-garment)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn log"
     )
     parser.set_defaults(func=run_serve)
@@ -74,7 +79,9 @@ def run_serve(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(max(1, args.threads))
-    pipelines = load_pipelines(args.workers, args.parser, args.warp, args.tryon, warmup=not args.no_warmup)
+    pipelines = load_pipelines(
+        args.workers, args.parser, args.warp, args.tryon, warmup=not args.no_warmup, sharp_garment=args.sharp_garment
+    )
     app = create_app(pipelines, config)
     print(f"serving on http://{args.host}:{args.port}/ (API: /v1/try-on, /healthz, /openapi.json, /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
@@ -82,9 +89,15 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def load_pipelines(
-    count: int, parser: Path | None, warp: Path | None, tryon: Path | None, warmup: bool = True
+    count: int,
+    parser: Path | None,
+    warp: Path | None,
+    tryon: Path | None,
+    warmup: bool = True,
+    sharp_garment: bool = False,
 ) -> list[TryOnPipeline]:
-    """`count` independent `TryOnPipeline`s (None folders: shipped weights), each warmed up on an example pair.
+    """`count` independent `TryOnPipeline`s (None folders: shipped weights; `sharp_garment`: that mode of the
+    pipeline), each warmed up on an example pair.
 
     Raises `WeightsError` naming the missing weights: a server without models is a misconfiguration.
     """
@@ -95,7 +108,7 @@ def load_pipelines(
     for index in range(count):
         start = time.perf_counter()
         try:
-            pipeline = TryOnPipeline.from_pretrained(parser=parser, warp=warp, tryon=tryon)
+            pipeline = TryOnPipeline.from_pretrained(parser=parser, warp=warp, tryon=tryon, sharp_garment=sharp_garment)
         except WeightsError as exc:
             raise WeightsError(f"cannot serve without model weights: {exc} (see --parser, --warp, --tryon)") from exc
         if warmup:
