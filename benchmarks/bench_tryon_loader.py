@@ -82,15 +82,16 @@ def main() -> int:
     count = min(args.batches + 1, len(dataset) // args.batch_size)
     batches = [order[i * args.batch_size : (i + 1) * args.batch_size] for i in range(count)]
     size = tuple(np.asarray(dataset.record(0)["person"]).shape[:2])
-    results: dict[str, float] = {}
+    results: list[dict[str, float]] = []  # in the order run (a thread count given twice is run twice)
     for threads in args.threads:
         loader = BatchLoader(dataset, dataset.collate, size, torch.device(args.device), threads)
         try:
-            results[str(threads)] = statistics.median(images_per_second(loader, batches, args.seed))
+            rate = statistics.median(images_per_second(loader, batches, args.seed))
         finally:
             loader.close()
+        results.append({"threads": threads, "images_per_second": rate})
     report = {
-        "images_per_second": results,
+        "runs": results,
         "batch_size": args.batch_size,
         "batches": count - 1,
         "pairs": len(dataset),
@@ -100,8 +101,11 @@ def main() -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        for threads, rate in results.items():
-            print(f"{threads} thread(s): {rate:.0f} images/s (median of {count - 1} batches of {args.batch_size})")
+        for row in results:
+            print(
+                f"{row['threads']} thread(s): {row['images_per_second']:.0f} images/s "
+                f"(median of {count - 1} batches of {args.batch_size})"
+            )
     return 0
 
 
