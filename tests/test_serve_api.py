@@ -117,6 +117,22 @@ def test_category_defaults_to_upper_body_and_map_size_is_a_query(client: TestCli
     assert max(decode_png(base64.b64decode(body["maps"]["parsing"])).size) == 128
 
 
+@pytest.mark.slow
+def test_sharp_garment_is_a_form_field(client: TestClient) -> None:
+    """`sharp_garment` (true/false) switches the pipeline's sharp-garment mode for one request; absent, the
+    server's setting (off) holds; anything else is a 422."""
+    results = {}
+    for value in (None, "false", "true"):
+        data = {"category": "upper_body"} | ({"sharp_garment": value} if value is not None else {})
+        response = client.post("/v1/try-on", files=files(), data=data)
+        assert response.status_code == 200, response.text
+        results[value] = np.asarray(decode_png(response.content))
+    assert np.array_equal(results[None], results["false"])
+    assert not np.array_equal(results["true"], results["false"])
+    refused = client.post("/v1/try-on", files=files(), data={"sharp_garment": "maybe"})
+    assert_error(refused, 422, "invalid_input", "maybe")
+
+
 def truncated_jpeg() -> bytes:
     data = PAIR.person.read_bytes()
     return data[: len(data) // 3]

@@ -165,6 +165,13 @@ def test_pick_examples_and_try_on(browser: Chrome, server: ServerProcess, shots:
     assert wait_for_end(browser) == "done", browser.find_element("id", "status-text").text
     assert browser.execute_script("return document.getElementById('result-image').naturalWidth") > 0
     full_page_screenshot(browser, shots / "serve_browser_examples.png")
+    # The same pair again with "sharp garment detail" ticked: the server sends another picture.
+    plain = browser.find_element("id", "result-image").get_attribute("src")
+    browser.find_element("id", "sharp-garment").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_element("id", "submit").is_enabled())
+    browser.find_element("id", "submit").click()
+    assert wait_for_end(browser) == "done", browser.find_element("id", "status-text").text
+    assert browser.find_element("id", "result-image").get_attribute("src") != plain
 
 
 def test_bad_upload_shows_the_servers_message(

@@ -239,11 +239,13 @@ class TryOnPipeline:
         category: Category | str = Category.UPPER_BODY,
         garment_mask: np.ndarray | None = None,
         seed: int = 0,
+        sharp_garment: bool | None = None,
     ) -> TryOnResult:
         """Try `garment` on `person`: paths, encoded bytes, PIL images or uint8 arrays, any resolution.
 
         garment_mask: (h, w) bool for the garment photo; None estimates it (`fipviton.analysis.garment`).
         seed:         seed of the noise added to the noise condition image (the result is deterministic).
+        sharp_garment: this call's sharp-garment mode (see the class); None: the pipeline's own setting.
         Raises `ImageInputError` for unusable images and `NoPersonError` when no usable person is found.
         """
         from fipviton.analysis.garment import analyze_garment
@@ -267,10 +269,10 @@ class TryOnPipeline:
         if window is not None:  # parsed again at the crop's resolution: the parser sees the torso larger
             analysis = reanalyze_window(whole, framed, window, self.parser)
         timings = {"analysis": time.perf_counter() - start}
-        if window is None:
-            result = self._run(framed, garment_rgb, garment_analysis, analysis, category, seed, timings)
-        else:
-            result = self._run(crop(framed, window), garment_rgb, garment_analysis, analysis, category, seed, timings)
+        sharp = self.sharp_garment if sharp_garment is None else sharp_garment
+        cropped = framed if window is None else crop(framed, window)
+        result = self._run(cropped, garment_rgb, garment_analysis, analysis, category, seed, timings, sharp)
+        if window is not None:
             result = _place_result(result, window, framed, whole)
         result = _crop_result(result, pad, person_rgb)
         result.timings["total"] = time.perf_counter() - start
@@ -297,12 +299,11 @@ class TryOnPipeline:
         timings = {"analysis": time.perf_counter() - start}
         category = sample.category
         window = self.person_window(analysis, sample.person.shape, category)
-        if window is None:
-            result = self._run(sample.person, sample.garment, garment_analysis, analysis, category, seed, timings)
-        else:  # the dataset's maps are cropped (they are at the photo's resolution already)
-            person = crop(sample.person, window)
-            cropped = cut_analysis(analysis, window)
-            result = self._run(person, sample.garment, garment_analysis, cropped, category, seed, timings)
+        person, maps = sample.person, analysis
+        if window is not None:  # the dataset's maps are cropped (they are at the photo's resolution already)
+            person, maps = crop(sample.person, window), cut_analysis(analysis, window)
+        result = self._run(person, sample.garment, garment_analysis, maps, category, seed, timings, self.sharp_garment)
+        if window is not None:
             result = _place_result(result, window, sample.person, analysis)
         result.timings["total"] = time.perf_counter() - start
         return result
@@ -323,6 +324,7 @@ class TryOnPipeline:
         category: Category,
         seed: int,
         timings: dict[str, float],
+        sharp_garment: bool,
     ) -> TryOnResult:
         from fipviton.agnostic import build_agnostic
         from fipviton.postprocess import postprocess
@@ -370,7 +372,7 @@ class TryOnPipeline:
         output = self.tryon.generate(inputs, steps=self.steps, generator=generator)
         generated = _resize(_to_uint8(output), (height, width))
         if self.garment_detail:
-            detail_above = self.tryon.grid_size if self.sharp_garment else size
+            detail_above = self.tryon.grid_size if sharp_garment else size
             generated = add_garment_detail(generated, warped, warped_mask, detail_above)
         noise_condition = _to_uint8(inputs.noise_condition())
         timings["tryon"] = time.perf_counter() - tick

@@ -64,7 +64,9 @@ class TryOnOutput(Protocol):
 class TryOnCallable(Protocol):
     """What the API needs from `fipviton.pipeline.TryOnPipeline`: (person, garment, category) -> result."""
 
-    def __call__(self, person: np.ndarray, garment: np.ndarray, category: str = ...) -> TryOnOutput: ...
+    def __call__(
+        self, person: np.ndarray, garment: np.ndarray, category: str = ..., sharp_garment: bool | None = ...
+    ) -> TryOnOutput: ...
 
 
 class ApiError(Exception):
@@ -101,6 +103,11 @@ TRY_ON_BODY = {
                         "person": {"type": "string", "format": "binary", "description": "photo of a person"},
                         "garment": {"type": "string", "format": "binary", "description": "product photo"},
                         "category": {"type": "string", "enum": list(CATEGORIES), "default": "upper_body"},
+                        "sharp_garment": {
+                            "type": "boolean",
+                            "description": "keep the garment's fine detail that the try-on network blurs (crisper "
+                            "prints; default: the server's `serve --sharp-garment`)",
+                        },
                     },
                 }
             }
@@ -184,6 +191,7 @@ def create_app(pipelines: Sequence[TryOnCallable], config: ServeConfig | None = 
             person_bytes = await _read_upload(form, "person", config)
             garment_bytes = await _read_upload(form, "garment", config)
             category = _read_category(form)
+            sharp_garment = _read_flag(form, "sharp_garment")
         finally:
             await form.close()
         _check_pixels(person_bytes, "person", config.max_pixels)
@@ -196,7 +204,7 @@ def create_app(pipelines: Sequence[TryOnCallable], config: ServeConfig | None = 
             garment = load_image(garment_bytes, "garment")
             pipeline = free.get()
             try:
-                result = pipeline(person, garment, category=category)
+                result = pipeline(person, garment, category=category, sharp_garment=sharp_garment)
                 maps = result.maps() if want_json else {}
             finally:
                 free.put(pipeline)
@@ -334,6 +342,21 @@ def _read_category(form: FormData) -> str:
         shown = value if isinstance(value, str) else "a file"
         raise ApiError(422, "invalid_category", f"category: {shown!r} is not one of {', '.join(CATEGORIES)}")
     return value.strip()
+
+
+_TRUE, _FALSE = ("true", "1", "on", "yes"), ("false", "0", "off", "no")
+
+
+def _read_flag(form: FormData, field: str) -> bool | None:
+    """An optional boolean form field (true/false, 1/0, on/off, yes/no); None when absent or empty."""
+    value = form.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    shown = value if isinstance(value, str) else "a file"
+    raise ApiError(422, "invalid_input", f"{field}: {shown!r} is not true or false")
 
 
 def _check_pixels(data: bytes, field: str, max_pixels: int) -> None:

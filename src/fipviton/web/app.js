@@ -170,6 +170,7 @@ function submit(event) {
   form.append("person", state.person.blob, state.person.label);
   form.append("garment", state.garment.blob, state.garment.label);
   form.append("category", document.querySelector("input[name=category]:checked").value);
+  form.append("sharp_garment", $("sharp-garment").checked ? "true" : "false");
 
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/v1/try-on?format=json");
