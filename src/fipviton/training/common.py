@@ -571,9 +571,10 @@ class TrainLoop:
         sample_weights: (n_samples,) relative probabilities of drawing each sample (None: epochs of shuffles)
         prefetch: build the next batch in a background thread while the current step runs (a GPU otherwise
                 waits for the CPU's per-item augmentation). `load` is then called as load(indices, rng), one
-                batch ahead, with a generator of its own seeded from `self.rng` (drawn here, in order), and must
-                draw every random number from it: not from `self.rng`, `self.step` or torch's global generator,
-                which the step uses meanwhile. The same seed gives the same batches as without the thread.
+                batch ahead, with a generator of its own (seeded from `self.rng`, drawn here in order, and
+                from the process index), and must draw every random number from it: not from `self.rng`,
+                `self.step` or torch's global generator, which the step uses meanwhile. The same seed gives the
+                same batches whatever the timing of the thread.
         """
         from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -595,7 +596,10 @@ class TrainLoop:
 
         def draw() -> tuple[np.ndarray, np.random.Generator | None]:
             indices = next(batches)[accelerator.process_index :: accelerator.num_processes]
-            return indices, (np.random.default_rng(int(self.rng.integers(2**63))) if prefetch else None)
+            if not prefetch:
+                return indices, None
+            # The same draw on every process (their rngs agree); the process index makes their streams differ.
+            return indices, np.random.default_rng([int(self.rng.integers(2**63)), accelerator.process_index])
 
         # With prefetch, self.rng is one batch ahead of the step: a checkpoint stores its state from before
         # that batch was drawn, so that a resumed run draws it again.

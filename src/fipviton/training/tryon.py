@@ -179,8 +179,8 @@ def train_tryon(
 ) -> TryOnModel:
     """Train (or resume) the try-on module; returns the EMA model, also saved to `<out>/final`.
 
-    dataset/collate: a map-style dataset and a `Collate` of its items (tests
-    pass their own); by default the caches of `args.data` (`prepare_cache_dataset`).
+    dataset/collate: a map-style dataset and a `Collate` of its items (tests pass their own); by default the
+    caches of `args.data` (`prepare_cache_dataset`), or the packs of `args.packs`.
     """
     from fipviton.training.common import TrainLoop
 
