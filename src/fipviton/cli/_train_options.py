@@ -10,8 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from fipviton.cli._usage import UsageError
-from fipviton.errors import DatasetError
+from fipviton.cli._usage import UsageError, require_dataset_folder
 
 
 def add_training_arguments(
@@ -56,8 +55,8 @@ def add_training_arguments(
 
 def check_training_arguments(args: argparse.Namespace) -> None:
     """A DatasetError for a missing --data folder; a UsageError when --steps or --batch-size is not positive."""
-    if args.data is not None and not args.data.is_dir():
-        raise DatasetError(f"{args.data}: no such directory")
+    if args.data is not None:
+        require_dataset_folder(args.data)
     if args.steps < 1 or args.batch_size < 1:
         raise UsageError("--steps and --batch-size must be positive")
 

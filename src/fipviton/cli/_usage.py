@@ -16,6 +16,14 @@ class UsageError(Exception):
     """The command line asks for something the command cannot do (`main` prints `error: <message>`, exit 2)."""
 
 
+def require_dataset_folder(data: Path) -> None:
+    """For commands that read a dataset: a `DatasetError` (exit 1: the user's files) when `data` is no folder."""
+    from fipviton.errors import DatasetError
+
+    if not Path(data).is_dir():
+        raise DatasetError(f"{data}: no such directory")
+
+
 def refuse_existing(out: Path) -> None:
     """For commands that write a new folder: a UsageError when `out` exists (nothing the user has is ever
     overwritten)."""

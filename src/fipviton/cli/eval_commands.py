@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fipviton.cli._usage import UsageError
+from fipviton.cli._usage import UsageError, require_dataset_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,8 +83,7 @@ def run_eval_parser(args: argparse.Namespace) -> int:
         raise UsageError("--limit must be at least 1")
     if args.worst < 0:
         raise UsageError("--worst must be >= 0")
-    if not args.data.is_dir():
-        raise DatasetError(f"{args.data}: no such directory")
+    require_dataset_folder(args.data)
     if args.threads:
         torch.set_num_threads(args.threads)
     reader = open_dataset(args.data)

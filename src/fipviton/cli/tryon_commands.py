@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from fipviton.cli._train_options import add_training_arguments, check_training_arguments, training_options
-from fipviton.cli._usage import UsageError, refuse_existing
+from fipviton.cli._usage import UsageError, refuse_existing, require_dataset_folder
 from fipviton.tryon.config import LOCAL_CONDITIONS
 
 # The conditions `eval tryon --zero` can switch off: the local ones and the garment tokens (`use_<name>` fields).
@@ -299,14 +299,12 @@ def run_train_tryon(args: argparse.Namespace) -> int:
 def run_pack_tryon(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from fipviton.errors import DatasetError
     from fipviton.tryon.cache import build_tryon_cache, warpnet_warper
     from fipviton.tryon.config import TryOnConfig
     from fipviton.tryon.pack import write_pack
     from fipviton.warp.cache import build_cache
 
-    if not args.data.is_dir():
-        raise DatasetError(f"{args.data}: no such directory")
+    require_dataset_folder(args.data)
     if args.skip_first < 0 or args.start < 0 or (args.max_mib is not None and args.max_mib <= 0):
         raise UsageError("--skip-first and --start must be >= 0, --max-mib > 0")
     if args.limit is not None and args.limit < 1:
@@ -342,13 +340,11 @@ def run_pack_tryon(args: argparse.Namespace) -> int:
 def run_eval_tryon(args: argparse.Namespace) -> int:
     import torch
 
-    from fipviton.errors import DatasetError
     from fipviton.imageio import save_image
     from fipviton.tryon.evaluate import evaluate_paired, evaluate_unpaired
     from fipviton.tryon.model import TryOnModel
 
-    if not args.data.is_dir():
-        raise DatasetError(f"{args.data}: no such directory")
+    require_dataset_folder(args.data)
     if args.steps < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise UsageError("--steps, --batch-size and --limit must be positive")
     if args.pairs == "unpaired":

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from fipviton.cli._train_options import add_training_arguments, check_training_arguments, training_options
-from fipviton.cli._usage import UsageError
+from fipviton.cli._usage import UsageError, require_dataset_folder
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -92,12 +92,10 @@ def run_train_warp(args: argparse.Namespace) -> int:
 
 
 def run_eval_warp(args: argparse.Namespace) -> int:
-    from fipviton.errors import DatasetError
     from fipviton.training.common import set_threads
     from fipviton.warp.evaluate import evaluate_warp
 
-    if not args.data.is_dir():
-        raise DatasetError(f"{args.data}: no such directory")
+    require_dataset_folder(args.data)
     set_threads(args.threads)
     result = evaluate_warp(
         args.data,
