@@ -365,9 +365,8 @@ class TryOnPipeline:
             "body_parts": _resize(analysis.body_parts, size, nearest=True),
             "garment": net_garment,
         }
-        inputs = inputs_from_arrays([item])
+        inputs = inputs_from_arrays([item], device)
         inputs.person = None  # inference never sees the ground truth
-        inputs = inputs.to(device)
         generator = torch.Generator(device=device).manual_seed(seed)
         output = self.tryon.generate(inputs, steps=self.steps, generator=generator)
         generated = _resize(_to_uint8(output), (height, width))

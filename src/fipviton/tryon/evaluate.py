@@ -159,8 +159,8 @@ def evaluate_paired(
     network_seconds = 0.0
     rows: list[tuple[np.ndarray, ...]] = []
     for first in range(0, count, batch_size):
-        inputs = TryOnCacheDataset.collate([dataset[i] for i in range(first, min(count, first + batch_size))])
-        inputs = inputs.to(device)
+        items = [dataset[i] for i in range(first, min(count, first + batch_size))]
+        inputs = TryOnCacheDataset.collate(items, device)
         tick = time.perf_counter()
         prediction = model.generate(inputs, steps=steps, generator=generator)
         network_seconds += time.perf_counter() - tick
