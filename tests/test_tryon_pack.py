@@ -112,7 +112,7 @@ def test_train_tryon_from_packs(packed: dict[str, Path], tmp_path: Path, capsys:
     (tmp_path / "junk.json").write_text("[]")
     (tmp_path / "junk.bin").write_bytes(b"")
     assert main([*run, "--pack", str(tmp_path / "junk")]) == 1
-    assert "not a try-on pack" in capsys.readouterr().err
+    assert "not a tryon training pack" in capsys.readouterr().err
     cut = tmp_path / "cut"
     (tmp_path / "cut.json").write_text((packed["a"].parent / "a.json").read_text())
     (tmp_path / "cut.bin").write_bytes((packed["a"].parent / "a.bin").read_bytes()[:100])

@@ -21,16 +21,28 @@ def add_training_arguments(
     warmup: int,
     sample_every: int,
     cache_default: str,
-    data_required: bool = True,
+    pack_command: str | None = None,
 ) -> None:
     """Add the shared training options to a `train` subcommand, with that stage's defaults.
 
     cache_default: where the caches go without --cache-root, as the help text says it.
-    data_required: False where the stage can train from something else (the try-on's --pack).
+    pack_command: the `fipviton data` command that writes this stage's training packs; the stage then takes
+        --pack PREFIX (repeatable) as the alternative to --data (`check_training_arguments` wants one of them).
     """
     parser.add_argument(
-        "--data", type=Path, required=data_required, help="dataset folder (e.g. ../shared/data/viton_resize)"
+        "--data", type=Path, required=pack_command is None, help="dataset folder (e.g. ../shared/data/viton_resize)"
     )
+    if pack_command is not None:
+        parser.add_argument(
+            "--pack",
+            dest="packs",
+            action="append",
+            type=Path,
+            default=[],
+            metavar="PREFIX",
+            help=f"train on a pack (`fipviton data {pack_command}`; PREFIX.bin + PREFIX.json) instead of --data; "
+            "repeatable",
+        )
     parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, final weights)")
     parser.add_argument("--steps", type=int, default=steps, help=f"total optimizer steps (default {steps})")
     parser.add_argument("--batch-size", type=int, default=8, help="images per step and process (default 8)")
@@ -54,7 +66,10 @@ def add_training_arguments(
 
 
 def check_training_arguments(args: argparse.Namespace) -> None:
-    """A DatasetError for a missing --data folder; a UsageError when --steps or --batch-size is not positive."""
+    """A DatasetError for a missing --data folder; a UsageError when --steps or --batch-size is not positive, or
+    when a stage with packs gets both --data and --pack, or neither."""
+    if hasattr(args, "packs") and (args.data is None) == (not args.packs):
+        raise UsageError("give either --data or --pack")
     if args.data is not None:
         require_dataset_folder(args.data)
     if args.steps < 1 or args.batch_size < 1:

@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from fipviton.cli._pack_options import PACK_ORDER_HELP, add_pack_arguments, check_pack_arguments, write_in_order
 from fipviton.cli._train_options import add_training_arguments, check_training_arguments, training_options
 from fipviton.cli._usage import UsageError, refuse_existing, require_dataset_folder
 from fipviton.tryon.config import LOCAL_CONDITIONS
@@ -52,16 +53,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         warmup=500,
         sample_every=1000,
         cache_default="cache/ in the checkout",
-        data_required=False,
-    )
-    train.add_argument(
-        "--pack",
-        dest="packs",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="PREFIX",
-        help="train on a pack (`fipviton data pack-tryon`; PREFIX.bin + PREFIX.json) instead of --data; repeatable",
+        pack_command="pack-tryon",
     )
     train.add_argument(
         "--preset", choices=["cpu-256", "latent-512", "latent-1024"], default="cpu-256", help="network preset"
@@ -132,23 +124,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="write try-on training pairs to a small pack, to train on another machine (train tryon --pack)",
         description=(
             "Build (or reuse) the try-on training caches of --data's training split at the cpu-256 preset's "
-            "256x192, and write pairs of it to "
-            "PREFIX.bin + PREFIX.json (about 9 KiB a pair: WebP images, lossless masks; fipviton.tryon.pack). "
-            "The pairs come in a fixed shuffled order (--seed) after the first --skip-first ones; a pack holds "
-            "those from position --start on, as many as fit in --max-mib. It prints the --start of the next pack."
+            "256x192, and write pairs of it to PREFIX.bin + PREFIX.json (about 9 KiB a pair: WebP images, "
+            f"lossless masks; fipviton.tryon.pack). {PACK_ORDER_HELP}"
         ),
     )
-    pack.add_argument("--data", type=Path, required=True, help="dataset folder (e.g. ../shared/data/viton_resize)")
-    pack.add_argument("--out", type=Path, required=True, metavar="PREFIX", help="writes PREFIX.bin and PREFIX.json")
-    pack.add_argument(
-        "--skip-first", type=int, default=0, metavar="N", help="leave out the first N pairs (kept for selection)"
-    )
-    pack.add_argument("--seed", type=int, default=0, help="seed of the shuffled order (default 0)")
-    pack.add_argument("--start", type=int, default=0, help="position in the shuffled order to start at")
-    pack.add_argument("--max-mib", type=float, default=None, help="stop before the pack grows past this size")
-    pack.add_argument("--limit", type=int, default=None, help="use only the first N training pairs (tests)")
+    add_pack_arguments(pack)
     pack.add_argument("--warp-weights", type=Path, default=None, help="warping weights (default: shipped)")
-    pack.add_argument("--cache-root", type=Path, default=None, help="cache folder (default: cache/ in the checkout)")
     pack.set_defaults(func=run_pack_tryon)
 
     average = groups["train"].add_parser(
@@ -261,11 +242,9 @@ def _shrink_spec(text: str) -> tuple[int, float]:
 def run_train_tryon(args: argparse.Namespace) -> int:
     from fipviton.training.tryon import TryOnTrainArgs, prepare_cache_dataset, train_tryon
 
-    if (args.data is None) == (not args.packs):
-        raise UsageError("give either --data or --pack")
+    check_training_arguments(args)
     if args.packs and args.prepare_only:
         raise UsageError("--prepare-only builds the caches of --data; a pack needs none")
-    check_training_arguments(args)
     overrides = dict(args.overrides)
     if args.vae_path:
         overrides["vae_path"] = args.vae_path
@@ -304,37 +283,19 @@ def run_pack_tryon(args: argparse.Namespace) -> int:
     from fipviton.tryon.pack import write_pack
     from fipviton.warp.cache import build_cache
 
-    require_dataset_folder(args.data)
-    if args.skip_first < 0 or args.start < 0 or (args.max_mib is not None and args.max_mib <= 0):
-        raise UsageError("--skip-first and --start must be >= 0, --max-mib > 0")
-    if args.limit is not None and args.limit < 1:
-        raise UsageError("--limit must be positive")
-    for suffix in (".bin", ".json"):
-        refuse_existing(args.out.with_name(args.out.name + suffix))
+    check_pack_arguments(args)
     config = TryOnConfig.from_preset("cpu-256")
     warper, tag = warpnet_warper(args.warp_weights)
     warp_root = args.cache_root / "warp" if args.cache_root else None
     warp_dir = build_cache(args.data, "train", size=tuple(config.image_size), cache_root=warp_root, limit=args.limit)
     tryon_dir = build_tryon_cache(warp_dir, warper, tag, cache_root=args.cache_root)
     count = int(json.loads((tryon_dir / "meta.json").read_text())["count"])
-    if args.skip_first >= count:
-        raise UsageError(f"--skip-first {args.skip_first} leaves none of the {count} training pairs")
-    order = np.random.default_rng(args.seed).permutation(np.arange(args.skip_first, count))
-    if args.start >= len(order):
-        raise UsageError(f"--start {args.start}: only {len(order)} pairs after --skip-first")
-    max_bytes = None if args.max_mib is None else int(args.max_mib * 2**20)
-    try:
-        written = write_pack(
-            warp_dir, tryon_dir, order[args.start :], args.out, tuple(config.garment_size), max_bytes=max_bytes
-        )
-    except ValueError as exc:  # not one pair fits in --max-mib
-        raise UsageError(str(exc)) from None
-    size = sum(args.out.with_name(args.out.name + s).stat().st_size for s in (".bin", ".json"))
-    print(
-        f"{args.out}: {written} pairs ({size / 2**20:.2f} MiB), positions {args.start}..{args.start + written - 1} "
-        f"of {len(order)}; next pack: --start {args.start + written}"
-    )
-    return 0
+    garment_size = tuple(config.garment_size)
+
+    def write(positions: np.ndarray, max_bytes: int | None) -> int:
+        return write_pack(warp_dir, tryon_dir, positions, args.out, garment_size, max_bytes)
+
+    return write_in_order(args, count, write)
 
 
 def run_eval_tryon(args: argparse.Namespace) -> int:
