@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from fipviton.cli._pack_options import PACK_ORDER_HELP, add_pack_arguments, check_pack_arguments, write_in_order
 from fipviton.cli._train_options import add_training_arguments, check_training_arguments, training_options
 from fipviton.cli._usage import UsageError, require_dataset_folder
 
@@ -21,7 +22,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
             "written) and continue with --resume."
         ),
     )
-    add_training_arguments(train, steps=20_000, lr=3e-4, warmup=200, sample_every=500, cache_default="cache/warp")
+    add_training_arguments(
+        train, steps=20_000, lr=3e-4, warmup=200, sample_every=500, cache_default="cache/warp", pack_command="pack-warp"
+    )
     train.add_argument("--config", choices=["default", "tiny"], default="default", help="network preset")
     train.add_argument(
         "--no-cross-attention", action="store_true", help="ablation: no cross-attention, everything else equal"
@@ -48,6 +51,18 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="weight of (1 - SSIM) of the warped garment inside the garment region (default 0 = off)",
     )
     train.set_defaults(func=run_train_warp)
+
+    pack = groups["data"].add_parser(
+        "pack-warp",
+        help="write warp training pairs to a small pack, to train on another machine (train warp --pack)",
+        description=(
+            "Build (or reuse) the warp's training cache of --data's training split (256x192) and write pairs of it "
+            "to PREFIX.bin + PREFIX.json (about 5.3 KiB a pair: person and garment as WebP at the network's "
+            f"128x96, lossless label maps; fipviton.warp.pack). {PACK_ORDER_HELP}"
+        ),
+    )
+    add_pack_arguments(pack)
+    pack.set_defaults(func=run_pack_warp)
 
     evaluate = groups["eval"].add_parser(
         "warp",
@@ -86,9 +101,29 @@ def run_train_warp(args: argparse.Namespace) -> int:
             fine_channels=args.fine_channels,
             init_weights=args.init_weights,
             ssim_weight=args.ssim_weight,
+            packs=tuple(args.packs),
         )
     )
     return 0
+
+
+def run_pack_warp(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from fipviton.warp.cache import build_cache
+    from fipviton.warp.model import WarpConfig
+    from fipviton.warp.pack import write_warp_pack
+
+    check_pack_arguments(args)
+    warp_root = args.cache_root / "warp" if args.cache_root else None
+    cache_dir = build_cache(args.data, "train", cache_root=warp_root, limit=args.limit)
+    count = int(json.loads((cache_dir / "meta.json").read_text())["count"])
+    image_size = tuple(WarpConfig().size)
+
+    def write(positions: np.ndarray, max_bytes: int | None) -> int:
+        return write_warp_pack(cache_dir, positions, args.out, image_size, max_bytes)
+
+    return write_in_order(args, count, write)
 
 
 def run_eval_warp(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 Runs with `accelerate` (CPU, one GPU, or `accelerate launch` on many), on the paired training list of a
 dataset (VITON 256x192 `viton_resize` by default). The conditioning maps are precomputed once into a
-memory-mapped cache (`fipviton.warp.cache`), so a step is only the network. Tensors are channels-last;
+memory-mapped cache (`fipviton.warp.cache`), so a step is only the network; or it trains from packs of the
+same records (`fipviton.warp.pack`), on a machine without the dataset. Tensors are channels-last;
 `mixed_precision="auto"` uses bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512-BF16/AMX, where
 it is about 2.8x faster) and fp32 elsewhere (on an AVX2-only CPU bf16 convolutions are 5-10x slower).
 
@@ -24,11 +25,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fipviton.errors import DatasetError
 from fipviton.training.common import TrainRunOptions
 from fipviton.warp.cache import CachedBatch, WarpCache, build_cache
 from fipviton.warp.conditioning import person_conditioning
 from fipviton.warp.losses import WarpLoss, WarpLossWeights, garment_target
 from fipviton.warp.model import WarpConfig, WarpNet, WarpOutput, count_parameters
+from fipviton.warp.pack import WarpPackDataset
 
 
 @dataclass(kw_only=True)
@@ -39,9 +42,10 @@ class WarpTrainArgs(TrainRunOptions):
     init_weights: a saved warping model folder whose weights a fresh run starts from (new optimizer and
         schedule), with its network config (`--preset` is then unused); `fine_channels` may add the full-size
         flow level to weights that lack it, which then starts at zero flow.
+    packs: train on these warp packs (`fipviton.warp.pack`, `fipviton data pack-warp`) instead of the cache of
+        `data` (exactly one of the two is given).
     """
 
-    data: Path
     preset: str = "default"
     cross_attention: bool = True
     fine_channels: int | None = None
@@ -51,9 +55,12 @@ class WarpTrainArgs(TrainRunOptions):
     perceptual_samples: int = 2
     ssim_weight: float = 0.0  # (1 - SSIM) inside the garment region (`fipviton.warp.losses`), off by default
     flip: bool = True
+    packs: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if (self.data is None) == (not self.packs):
+            raise ValueError("give either data or packs")
         if self.ssim_weight < 0:
             raise ValueError(f"ssim_weight must be >= 0, got {self.ssim_weight}")
 
@@ -179,10 +186,18 @@ def train_warp(args: WarpTrainArgs) -> WarpNet:
     if saved is not None:
         config = WarpConfig.from_dict(saved)
     t0 = time.perf_counter()
-    with accelerator.main_process_first():
-        cache_dir = build_cache(args.data, "train", cache_root=args.cache_root, limit=args.limit)
-    dataset = WarpCache(cache_dir)
-    log.log(f"data: {len(dataset)} training pairs from {cache_dir} ({time.perf_counter() - t0:.1f} s)")
+    dataset: WarpCache | WarpPackDataset
+    if args.packs:
+        dataset = WarpPackDataset(args.packs)
+        if dataset.image_size[0] < config.size[0] or dataset.image_size[1] < config.size[1]:
+            sizes = f"{dataset.image_size}, smaller than the network's {tuple(config.size)}"
+            raise DatasetError(f"the packs hold person and garment images at {sizes}")
+        source = f"{len(args.packs)} pack(s), images at {dataset.image_size}"
+    else:
+        with accelerator.main_process_first():
+            source = str(build_cache(args.data, "train", cache_root=args.cache_root, limit=args.limit))
+        dataset = WarpCache(source)
+    log.log(f"data: {len(dataset)} training pairs from {source} ({time.perf_counter() - t0:.1f} s)")
 
     model = WarpNet(config)
     loop.warm_start(model, args.init_weights)
@@ -203,7 +218,7 @@ def train_warp(args: WarpTrainArgs) -> WarpNet:
     size = tuple(config.size)
 
     def load(indices: np.ndarray) -> NetBatch:
-        cached = WarpCache.collate([dataset[int(i)] for i in np.sort(indices)])
+        cached = dataset.collate([dataset[int(i)] for i in np.sort(indices)])
         if args.flip:
             cached = flip_batch(cached, torch.from_numpy(loop.rng.random(len(indices)) < 0.5))
         return to_network_size(cached.to(loop.device), size)
