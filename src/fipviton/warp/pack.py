@@ -122,8 +122,8 @@ def read_warp_pack(prefix: str | Path, workers: int | None = None) -> tuple[dict
 
 class WarpPackDataset:
     """The training records of one or more decoded warp packs, as `WarpCache` gives them (`collate` batches
-    them). `index` is the record's position in this dataset (the packs' own cache indices are in
-    `cache_index`). `image_size`: the size the packs store person and garment at (H, W)."""
+    them), sorted by their position in the source cache (`cache_index`). `index` is the record's position in
+    this dataset. `image_size`: the size the packs store person and garment at (H, W)."""
 
     collate = staticmethod(WarpCache.collate)
 
@@ -135,7 +135,11 @@ class WarpPackDataset:
         if len(sizes) > 1:
             raise DatasetError(f"the packs were written at different sizes: {sorted(sizes)}")
         (self.size, self.image_size) = sizes.pop()
-        self.arrays = {key: np.concatenate([arrays[key] for _, arrays in parts]) for key in parts[0][1]}
+        arrays = {key: np.concatenate([arrays[key] for _, arrays in parts]) for key in parts[0][1]}
+        # In cache order, whatever order the packs hold: packs of every pair then train exactly as the cache
+        # does (the same positions drawn, the same batches), up to the WebP loss.
+        order = np.argsort(arrays["index"], kind="stable")
+        self.arrays = {key: values[order] for key, values in arrays.items()}
         self.cache_index = self.arrays.pop("index")
 
     def __len__(self) -> int:
