@@ -52,6 +52,25 @@ def test_outputs_shapes_and_ranges() -> None:
     assert len(out.flows) == len(config.channels)
 
 
+def test_large_preset_keeps_inputs_and_outputs_and_attends_at_three_levels() -> None:
+    default, large = WarpConfig.preset("default"), WarpConfig.preset("large")
+    assert (large.size, large.person_channels, large.garment_channels) == (
+        default.size,
+        default.person_channels,
+        default.garment_channels,
+    )
+    model = WarpNet(large).eval()
+    attention = [name for name, module in model.named_modules() if isinstance(module, torch.nn.MultiheadAttention)]
+    assert len(attention) == 3
+    garment, mask, person = _inputs(large, batch=1)
+    with torch.no_grad():
+        out = model(garment, mask, person)
+    assert out.garment.shape == (1, 3, *large.size) and out.flow.abs().max() == 0  # starts at the identity
+    assert out.flows[-1].shape[-2:] == tuple(large.size)  # the full-size flow level
+    with pytest.raises(ValueError, match="large"):
+        WarpConfig.preset("huge")
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
     config = WarpConfig.preset("tiny")
     torch.manual_seed(0)

@@ -25,7 +25,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     add_training_arguments(
         train, steps=20_000, lr=3e-4, warmup=200, sample_every=500, cache_default="cache/warp", pack_command="pack-warp"
     )
-    train.add_argument("--config", choices=["default", "tiny"], default="default", help="network preset")
+    train.add_argument(
+        "--config",
+        choices=["default", "tiny", "large"],
+        default="default",
+        help="network preset (large: a wider pyramid with attention at three levels, for a GPU)",
+    )
     train.add_argument(
         "--no-cross-attention", action="store_true", help="ablation: no cross-attention, everything else equal"
     )

@@ -36,6 +36,7 @@ from fipviton.warp.flow import upsample_flow, warp
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "warp"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+WARP_PRESETS = ("default", "tiny", "large")
 
 
 @dataclass
@@ -67,12 +68,16 @@ class WarpConfig:
 
     @classmethod
     def preset(cls, name: str) -> WarpConfig:
-        """Named presets: "default" (the shipped model) and "tiny" (tests)."""
+        """Named presets (`WARP_PRESETS`): "default" (the shipped model's pyramid), "tiny" (tests) and "large" (for
+        a GPU: wider pyramid, cross-attention also at 32x24, a wider full-size flow level; same inputs and
+        size, so it trains from the same caches and packs)."""
         if name == "default":
             return cls()
         if name == "tiny":
             return cls(size=(64, 48), channels=(8, 16, 16, 32), heads=2)
-        raise ValueError(f"unknown warp config preset {name!r} (expected 'default' or 'tiny')")
+        if name == "large":
+            return cls(channels=(48, 96, 144, 192), attention_levels=3, heads=8, fine_channels=32)
+        raise ValueError(f"unknown warp config preset {name!r} (expected one of {WARP_PRESETS})")
 
     def to_dict(self) -> dict:
         data = asdict(self)
