@@ -233,6 +233,31 @@ def test_stlpips_vgg_weights_load_without_the_package() -> None:
     assert isinstance(metric.features, VGG16Features)
 
 
+def test_a_vgg_subset_file_replaces_the_package_through_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fipviton.errors import WeightsError
+    from fipviton.losses.perceptual import STLPIPS, VGG_WEIGHTS_ENV, save_stlpips_vgg_subset
+
+    try:
+        full = STLPIPS(num_layers=2)
+    except WeightsError as exc:  # pragma: no cover - only where stlpips-pytorch is not installed
+        pytest.skip(f"ST-LPIPS weights unavailable: {exc}")
+    image = torch.rand(2, 3, 64, 48) * 2 - 1
+    other = (image + 0.3 * torch.randn_like(image)).clamp(-1, 1)
+    exact, half = tmp_path / "vgg2-fp32.pth", tmp_path / "vgg2-fp16.pth"
+    assert save_stlpips_vgg_subset(exact, 2, torch.float32) < 2 * save_stlpips_vgg_subset(half, 2)
+    monkeypatch.setenv(VGG_WEIGHTS_ENV, str(exact))
+    assert torch.equal(STLPIPS(num_layers=2)(image, other), full(image, other))
+    monkeypatch.setenv(VGG_WEIGHTS_ENV, str(half))
+    assert torch.allclose(STLPIPS(num_layers=2)(image, other), full(image, other), rtol=1e-2)
+    with pytest.raises(WeightsError, match="lack"):  # the file holds two slices, not three
+        STLPIPS(num_layers=3)
+    monkeypatch.setenv(VGG_WEIGHTS_ENV, str(tmp_path / "missing.pth"))
+    with pytest.raises(WeightsError, match="no such file"):
+        STLPIPS(num_layers=2)
+
+
 def _viton(data_dir: Path) -> Path:
     return require(data_dir / "viton_resize" / "train" / "image")
 
