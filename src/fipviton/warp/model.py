@@ -350,14 +350,20 @@ class WarpNet(nn.Module):
         warped, mask = warp_on_white(garment, garment_mask, flow, visibility)
         return WarpOutput(garment=warped, mask=mask, flow=flow, visibility=visibility, flows=flows)
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write `config.json` and `model.safetensors` (no pickle) into `directory`."""
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> None:
+        """Write `config.json` and `model.safetensors` (no pickle) into `directory`.
+
+        dtype: store the floating-point tensors in this type (torch.float16: half the file; loading casts them
+        back to the model's type). None keeps their own.
+        """
         from safetensors.torch import save_file
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         state = {key: value.detach().contiguous().cpu() for key, value in self.state_dict().items()}
+        if dtype is not None:
+            state = {key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()}
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model": "fipviton.WarpNet"})
 
     def warm_start_from(self, directory: str | Path) -> list[str]:
