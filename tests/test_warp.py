@@ -12,6 +12,7 @@ from conftest import require
 from fipviton.warp import WarpConfig, WarpNet, upsample_flow, warp_high_res
 from fipviton.warp.conditioning import PERSON_CHANNELS, person_conditioning, pose_heatmaps
 from fipviton.warp.flow import total_variation, warp
+from fipviton.warp.model import DEFAULT_WEIGHTS_DIR
 
 
 def _inputs(config: WarpConfig, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -90,15 +91,17 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert a.flow.abs().max() > 0
     for x, y in ((a.garment, b.garment), (a.mask, b.mask), (a.flow, b.flow)):
         assert torch.equal(x, y)
-    # Stored in float16: half the file, loaded back as float32, the flow close (this random network amplifies).
-    model.save_pretrained(tmp_path / "warp16", dtype=torch.float16)
-    sizes = [(tmp_path / name / "model.safetensors").stat().st_size for name in ("warp", "warp16")]
-    assert sizes[1] < 0.6 * sizes[0]
-    half = WarpNet.from_pretrained(tmp_path / "warp16")
+    # Stored in float16: half the file, loaded back as float32. The shipped network's flow moves by < 0.05 px.
+    shipped = WarpNet.from_pretrained()
+    shipped.save_pretrained(tmp_path / "shipped16", dtype=torch.float16)
+    shipped_file = DEFAULT_WEIGHTS_DIR / "model.safetensors"  # stored in float32
+    assert (tmp_path / "shipped16" / "model.safetensors").stat().st_size < 0.6 * shipped_file.stat().st_size
+    half = WarpNet.from_pretrained(tmp_path / "shipped16")
     assert all(p.dtype == torch.float32 for p in half.parameters())
+    garment, mask, person = _inputs(shipped.config)
     with torch.no_grad():
-        c = half(garment, mask, person)
-    assert torch.allclose(c.flow, a.flow, atol=2e-2) and not torch.equal(c.flow, a.flow)  # flows of 0.3-0.9 here
+        error = (half(garment, mask, person).flow - shipped(garment, mask, person).flow).abs()
+    assert 0 < error.max() < 5e-4  # normalised offsets: 5e-4 is 0.05 px at 192 wide
 
 
 def test_full_size_flow_level_warm_starts_from_weights_without_it(tmp_path: Path) -> None:
