@@ -90,7 +90,8 @@ def to_network_size(batch: CachedBatch, size: tuple[int, int], use_body_parts: b
 
 
 def flip_batch(batch: CachedBatch, flip: torch.Tensor) -> CachedBatch:
-    """Mirror the samples where `flip` (B,) is True: images, maps (left/right labels swapped), keypoints."""
+    """Mirror the samples where `flip` (B,) is True: images, maps (left/right labels swapped), keypoints. `flip`
+    lies on the batch's device."""
     if not bool(flip.any()):
         return batch
     from fipviton.bodyparts import FLIP_SWAP as PART_SWAP
@@ -98,7 +99,7 @@ def flip_batch(batch: CachedBatch, flip: torch.Tensor) -> CachedBatch:
     from fipviton.labels import FLIP_SWAP as LABEL_SWAP
 
     def swap_table(pairs: Iterable[tuple[int, int]]) -> torch.Tensor:
-        table = torch.arange(256)
+        table = torch.arange(256, device=batch.agnostic.device)
         for a, b in pairs:
             table[int(a)], table[int(b)] = int(b), int(a)
         return table
@@ -218,10 +219,13 @@ def train_warp(args: WarpTrainArgs) -> WarpNet:
     size = tuple(config.size)
 
     def load(indices: np.ndarray) -> NetBatch:
-        cached = dataset.collate([dataset[int(i)] for i in np.sort(indices)])
+        # On the device before the flip: on a GPU the flip and the one-hot maps cost it little, while on the CPU
+        # they took ~5x the collation of a 64-pair batch (110 + 770 ms against 23).
+        cached = dataset.collate([dataset[int(i)] for i in np.sort(indices)]).to(loop.device)
         if args.flip:
-            cached = flip_batch(cached, torch.from_numpy(loop.rng.random(len(indices)) < 0.5))
-        return to_network_size(cached.to(loop.device), size)
+            flip = torch.from_numpy(loop.rng.random(len(indices)) < 0.5).to(loop.device)
+            cached = flip_batch(cached, flip)
+        return to_network_size(cached, size)
 
     def step(batch: NetBatch) -> tuple[torch.Tensor, dict[str, float], WarpOutput]:
         output = run_model(model, batch, loop.bf16, loop.device.type)
