@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import require
 from fipviton.cli import main
+from fipviton.data.sample import Category
 from fipviton.tryon import TryOnConfig, TryOnModel
 from fipviton.tryon.evaluate import evaluate_paired, image_metrics, ssim_inside_regions
 
@@ -78,6 +80,14 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys: pytest.Captur
     assert not (mirrored_grid[:, :width] == grid[:, :width]).all()
     assert mirrored["raw"]["ssim"] != raw["ssim"]
 
+    # A perfect warp: the noise condition images (third column) change, the ground truth (first) does not.
+    oracle, oracle_grid = evaluate_paired(
+        model, root, "test", limit=4, batch_size=2, cache_root=tmp_path / "cache", oracle_warp=True
+    )
+    assert oracle["repaint"]["oracle_warp"] is True and results["repaint"]["oracle_warp"] is False
+    assert (oracle_grid[:, :width] == grid[:, :width]).all()
+    assert not (oracle_grid[:, 2 * width : 3 * width] == grid[:, 2 * width : 3 * width]).all()
+
     weights = tmp_path / "tiny"
     model.save_pretrained(weights)
     out = tmp_path / "grid.png"
@@ -94,6 +104,26 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys: pytest.Captur
     assert zeroed["zeroed"] == ["body_parts"] and report["zeroed"] == []
 
 
+def test_perfect_warp_is_the_person_s_own_garment() -> None:
+    from fipviton.labels import Label
+    from fipviton.tryon.dataset import perfect_warp
+    from fipviton.warp.cache import CATEGORIES
+
+    person = np.random.default_rng(0).integers(0, 256, (8, 6, 3), dtype=np.uint8)
+    parsing = np.zeros((8, 6), np.uint8)
+    parsing[2:6, 1:5] = Label.UPPER
+    parsing[6:, :] = Label.BOTTOM
+    region = parsing == Label.UPPER
+    record = {"parsing": parsing, "category": CATEGORIES.index(Category.UPPER_BODY)}
+    garment, mask = perfect_warp(person, record)
+    assert (garment[region] == person[region]).all() and (garment[~region] == 255).all()
+    assert (mask == np.where(region, 255, 0)).all() and mask.dtype == np.uint8
+    lower, _ = perfect_warp(person, record | {"category": CATEGORIES.index(Category.LOWER_BODY)})
+    assert (lower[parsing == Label.BOTTOM] == person[parsing == Label.BOTTOM]).all() and (lower[region] == 255).all()
+    with pytest.raises(ValueError, match="packs"):
+        perfect_warp(person, {"parsing": parsing})
+
+
 def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "tryon", "--data", str(tmp_path), "--shrink-warp", "6"])
@@ -106,6 +136,8 @@ def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys: pytest.Ca
     assert "--mirror needs --pairs paired" in capsys.readouterr().err
     assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--mirror", "--backdrops", "1"]) == 2
     assert "--backdrops and --mirror need --pairs paired" in capsys.readouterr().err
+    assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--oracle-warp"]) == 2
+    assert "--oracle-warp needs --pairs paired" in capsys.readouterr().err
 
 
 def test_eval_tryon_zero_needs_paired_pairs_and_zeros_weights(

@@ -219,6 +219,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "check that the network scores the same on the mirror image of a photo",
     )
     evaluate.add_argument(
+        "--oracle-warp",
+        action="store_true",
+        help="paired only: give the network the person's own garment region as the warped garment (a perfect "
+        "warp), to score what a better warp could give this network",
+    )
+    evaluate.add_argument(
         "--cache-root", type=Path, default=None, help="cache folder (default: cache/ in the checkout)"
     )
     evaluate.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
@@ -314,6 +320,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
             "--shrink-warp": args.shrink_warp is not None,
             "--backdrops": args.backdrops is not None,
             "--mirror": args.mirror,
+            "--oracle-warp": args.oracle_warp,
             "--zero": bool(args.zero),
         }
         given = [flag for flag, used in paired_only.items() if used]
@@ -349,6 +356,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
             shrink_warp=args.shrink_warp,
             backdrops=args.backdrops,
             mirror=args.mirror,
+            oracle_warp=args.oracle_warp,
         )
         # Top level: the asked-for mode's keys (ssim, psnr, st_lpips, count, seconds_per_image, ...); with both
         # modes, the raw output's, and the repainted scores under "repaint".

@@ -85,6 +85,21 @@ def shrink_warped(
     return garment, mask
 
 
+def perfect_warp(person: np.ndarray, record: dict[str, np.ndarray | int]) -> tuple[np.ndarray, np.ndarray]:
+    """The person's own garment as a warp would give it: (H, W, 3) uint8 `person` inside the record's garment
+    region (its "parsing" == the label of its "category"), white outside, and that region as a (H, W) uint8
+    0/255 mask. ValueError for a record without real labels and a category (a pack's)."""
+    from fipviton.warp.cache import CATEGORIES
+    from fipviton.warp.conditioning import CATEGORY_LABEL
+
+    if "category" not in record:
+        raise ValueError("a perfect warp needs the parsing and category of the caches (packs keep neither)")
+    label = CATEGORY_LABEL[CATEGORIES[int(record["category"])].value]  # type: ignore[arg-type]
+    region = np.asarray(record["parsing"]) == label
+    garment = np.where(region[..., None], person, 255).astype(np.uint8)
+    return garment, region.astype(np.uint8) * 255
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """What `TryOnItems` does to each item (all off but the flip by default).
@@ -96,6 +111,9 @@ class Augmentation:
     backdrop_prob: probability of `replace_backdrop` with a `random_backdrop`.
     fixed_backdrops: a seed: every item gets a backdrop drawn from (seed, item index) instead, the same in
         every run (evaluation on other backdrops).
+    oracle_warp: the person's own garment (the parsing's region for the item's category, on white) in place of
+        the warped garment and its mask: a perfect warp, so the scores say what the warp leaves on the table
+        (evaluation only; needs the caches' parsing and category, which packs do not keep).
     """
 
     flip_prob: float = 0.5
@@ -105,6 +123,7 @@ class Augmentation:
     fixed_shrink: tuple[int, float] | None = None
     backdrop_prob: float = 0.0
     fixed_backdrops: int | None = None
+    oracle_warp: bool = False
 
 
 NO_AUGMENTATION = Augmentation(flip_prob=0.0)
@@ -155,6 +174,8 @@ class TryOnItems(Dataset):
             "body_parts": np.asarray(record["body_parts"]),
             "garment": np.asarray(record["garment"]),
         }
+        if aug.oracle_warp:
+            values["warped"], values["warped_mask"] = perfect_warp(person, record)
         shrink = aug.fixed_shrink
         if shrink is None and aug.shrink_prob > 0 and rng.random() < aug.shrink_prob:
             shrink = (int(rng.integers(0, aug.shrink_max_erode + 1)), float(rng.random()) * aug.shrink_max_hem)
@@ -202,6 +223,7 @@ class TryOnCacheDataset(TryOnItems):
             "index": index,
             "person": record["person"],
             "parsing": record["parsing"],
+            "category": record["category"],
             "body_parts": record["body_parts"],
             "garment": record["garment"],
             "agnostic_mask": self.agnostic_mask[index],

@@ -124,6 +124,7 @@ def evaluate_paired(
     shrink_warp: tuple[int, float] | None = None,
     backdrops: int | None = None,
     mirror: bool = False,
+    oracle_warp: bool = False,
 ) -> tuple[dict[str, dict], np.ndarray]:
     """Paired metrics of `model` for each repaint mode ({"raw": ..., "repaint": ...}) and a sample grid.
 
@@ -136,6 +137,8 @@ def evaluate_paired(
     (`replace_backdrop`), so the scores say how the network paints backdrops other than VITON's near-white.
     mirror: every pair mirrored, inputs and ground truth alike (left/right body parts swapped: the training
     flip). A network that learnt the task, not the side it sits on, scores the same either way.
+    oracle_warp: the person's own garment region as the warped garment (`Augmentation.oracle_warp`): the scores
+    a perfect warp would give this network.
     """
     from fipviton.losses.perceptual import STLPIPS
     from fipviton.tryon.cache import build_tryon_cache, warpnet_warper
@@ -149,7 +152,9 @@ def evaluate_paired(
     warper, tag = warpnet_warper(warp_weights)
     tryon_root = Path(cache_root) if cache_root else None
     tryon_cache = build_tryon_cache(warp_cache, warper, tag, cache_root=tryon_root)
-    augmentation = Augmentation(flip_prob=1.0 if mirror else 0.0, fixed_shrink=shrink_warp, fixed_backdrops=backdrops)
+    augmentation = Augmentation(
+        flip_prob=1.0 if mirror else 0.0, fixed_shrink=shrink_warp, fixed_backdrops=backdrops, oracle_warp=oracle_warp
+    )
     dataset = TryOnCacheDataset(warp_cache, tryon_cache, augmentation)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     lpips = STLPIPS().eval()
@@ -207,6 +212,7 @@ def evaluate_paired(
                 "shrink_warp": list(shrink_warp) if shrink_warp is not None else None,
                 "backdrops": backdrops,
                 "mirror": mirror,
+                "oracle_warp": oracle_warp,
             }
         )
     return results, sample_grid(rows)
