@@ -87,6 +87,20 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys: pytest.Captur
     assert oracle["repaint"]["oracle_warp"] is True and results["repaint"]["oracle_warp"] is False
     assert (oracle_grid[:, :width] == grid[:, :width]).all()
     assert not (oracle_grid[:, 2 * width : 3 * width] == grid[:, 2 * width : 3 * width]).all()
+    # The sharp-garment mode adds the detail above the network's grid: none for this tiny network, whose grid is
+    # its image; the shipped one (a 2x2-patch grid) gets other outputs (fourth column), the same inputs.
+    sharp, sharp_grid = evaluate_paired(
+        model, root, "test", limit=4, batch_size=2, cache_root=tmp_path / "cache", oracle_warp=True, sharp_garment=True
+    )
+    assert sharp["repaint"]["sharp_garment"] is True and (sharp_grid == oracle_grid).all()
+    shipped, cache = TryOnModel.from_pretrained().eval(), tmp_path / "cache"
+    options = {"limit": 2, "batch_size": 2, "cache_root": cache, "oracle_warp": True}
+    runs = [evaluate_paired(shipped, root, "test", sharp_garment=mode, **options) for mode in (False, True)]
+    (plain, plain_grid), (sharpened, sharpened_grid) = runs
+    quarter = plain_grid.shape[1] // 4
+    assert sharpened["raw"]["ssim"] != plain["raw"]["ssim"]
+    assert not (sharpened_grid[:, 3 * quarter :] == plain_grid[:, 3 * quarter :]).all()
+    assert (sharpened_grid[:, : 3 * quarter] == plain_grid[:, : 3 * quarter]).all()
 
     weights = tmp_path / "tiny"
     model.save_pretrained(weights)
@@ -138,6 +152,8 @@ def test_eval_tryon_refuses_bad_shrink_options(tmp_path: Path, capsys: pytest.Ca
     assert "--backdrops and --mirror need --pairs paired" in capsys.readouterr().err
     assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--oracle-warp"]) == 2
     assert "--oracle-warp needs --pairs paired" in capsys.readouterr().err
+    assert main(["eval", "tryon", "--data", str(tmp_path), "--pairs", "unpaired", "--sharp-garment"]) == 2
+    assert "--sharp-garment needs --pairs paired" in capsys.readouterr().err
 
 
 def test_eval_tryon_zero_needs_paired_pairs_and_zeros_weights(

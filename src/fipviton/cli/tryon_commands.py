@@ -225,6 +225,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "warp), to score what a better warp could give this network",
     )
     evaluate.add_argument(
+        "--sharp-garment",
+        action="store_true",
+        help="paired only: the pipeline's sharp-garment mode on every output (the warped garment's detail above "
+        "the network's grid added where the garment lies)",
+    )
+    evaluate.add_argument(
         "--cache-root", type=Path, default=None, help="cache folder (default: cache/ in the checkout)"
     )
     evaluate.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
@@ -321,6 +327,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
             "--backdrops": args.backdrops is not None,
             "--mirror": args.mirror,
             "--oracle-warp": args.oracle_warp,
+            "--sharp-garment": args.sharp_garment,
             "--zero": bool(args.zero),
         }
         given = [flag for flag, used in paired_only.items() if used]
@@ -357,6 +364,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
             backdrops=args.backdrops,
             mirror=args.mirror,
             oracle_warp=args.oracle_warp,
+            sharp_garment=args.sharp_garment,
         )
         # Top level: the asked-for mode's keys (ssim, psnr, st_lpips, count, seconds_per_image, ...); with both
         # modes, the raw output's, and the repainted scores under "repaint".

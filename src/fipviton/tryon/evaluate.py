@@ -107,6 +107,19 @@ def _uint8(image: torch.Tensor) -> np.ndarray:
     return ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
 
 
+def with_garment_detail(prediction: torch.Tensor, inputs: TryOnInputs, grid: tuple[int, int]) -> torch.Tensor:
+    """The pipeline's sharp-garment mode on a batch: (B, 3, H, W) predictions in [-1, 1] with the warped
+    garment's detail above the network's `grid` added where it surely lies (`fipviton.pipeline.add_garment_detail`)."""
+    from fipviton.pipeline import add_garment_detail
+
+    out = []
+    for i in range(prediction.shape[0]):
+        warped_mask = inputs.warped_mask[i, 0].float().cpu().numpy()
+        detailed = add_garment_detail(_uint8(prediction[i].cpu()), _uint8(inputs.warped[i].cpu()), warped_mask, grid)
+        out.append(torch.from_numpy(detailed).permute(2, 0, 1).float() / 127.5 - 1)
+    return torch.stack(out).to(prediction.device)
+
+
 @torch.no_grad()
 def evaluate_paired(
     model: TryOnModel,
@@ -125,6 +138,7 @@ def evaluate_paired(
     backdrops: int | None = None,
     mirror: bool = False,
     oracle_warp: bool = False,
+    sharp_garment: bool = False,
 ) -> tuple[dict[str, dict], np.ndarray]:
     """Paired metrics of `model` for each repaint mode ({"raw": ..., "repaint": ...}) and a sample grid.
 
@@ -139,6 +153,8 @@ def evaluate_paired(
     flip). A network that learnt the task, not the side it sits on, scores the same either way.
     oracle_warp: the person's own garment region as the warped garment (`Augmentation.oracle_warp`): the scores
     a perfect warp would give this network.
+    sharp_garment: the pipeline's sharp-garment mode on every output (`with_garment_detail`), so that it is scored
+    without the rest of the pipeline (and with `oracle_warp`, with a perfect warp).
     """
     from fipviton.losses.perceptual import STLPIPS
     from fipviton.tryon.cache import build_tryon_cache, warpnet_warper
@@ -169,6 +185,8 @@ def evaluate_paired(
         tick = time.perf_counter()
         prediction = model.generate(inputs, steps=steps, generator=generator)
         network_seconds += time.perf_counter() - tick
+        if sharp_garment:
+            prediction = with_garment_detail(prediction, inputs, model.grid_size)
         assert inputs.person is not None
         target = inputs.person.cpu()
         with_lpips = st_lpips_limit is None or first < st_lpips_limit
@@ -213,6 +231,7 @@ def evaluate_paired(
                 "backdrops": backdrops,
                 "mirror": mirror,
                 "oracle_warp": oracle_warp,
+                "sharp_garment": sharp_garment,
             }
         )
     return results, sample_grid(rows)
