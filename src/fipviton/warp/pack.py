@@ -16,7 +16,8 @@ size, because the step resizes their one-hot channels (soft borders) and the gar
 | category     | an int in the pair's header entry                                | uint8                          |
 
 `WarpPackDataset` gives the same records as `WarpCache` (same keys; person and garment smaller), and
-`WarpCache.collate` batches them; the flip of a batch commutes with the 2x area resize, so a pair trains as
+`WarpCache.collate` batches them. The images are box-averaged (`resize_image`: OpenCV's area resize, the step's
+torch area resize up to 1 grey level of rounding); the flip of a batch commutes with it, so a pair trains as
 it does from the cache up to the WebP loss (~39 dB PSNR).
 """
 
@@ -31,6 +32,7 @@ import numpy as np
 from fipviton.data.pack import PackItem, decode_webp, encode_webp
 from fipviton.data.pack import read_pack as read_pack_file
 from fipviton.data.pack import write_pack as write_pack_file
+from fipviton.data.torch_dataset import resize_image
 from fipviton.errors import DatasetError
 from fipviton.warp.cache import WarpCache
 
@@ -40,18 +42,6 @@ PACK_VERSION = 1
 # q 90: 41.5 dB, 2.2 KiB; 200 training images). At 90 all 5,459 VITON pairs no longer fit beside the tree.
 IMAGE_QUALITY = 85
 _KEYPOINT_DTYPE = np.dtype("<f4")
-
-
-def area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 -> (h, w, 3) uint8: torch's area resize (what the training step applies), rounded."""
-    import torch
-    import torch.nn.functional as F
-
-    if tuple(image.shape[:2]) == tuple(size):
-        return np.asarray(image)
-    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float()
-    x = F.interpolate(x, size=size, mode="area")
-    return x.round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
 
 
 def write_warp_pack(
@@ -83,8 +73,8 @@ def write_warp_pack(
             record = source[int(position)]
             maps = np.stack([np.asarray(record[k]) for k in ("parsing", "agnostic", "body_parts")], axis=-1)
             fields = {
-                "person": encode_webp(area_resize(np.asarray(record["person"]), image_size), IMAGE_QUALITY),
-                "garment": encode_webp(area_resize(np.asarray(record["garment"]), image_size), IMAGE_QUALITY),
+                "person": encode_webp(resize_image(np.asarray(record["person"]), image_size), IMAGE_QUALITY),
+                "garment": encode_webp(resize_image(np.asarray(record["garment"]), image_size), IMAGE_QUALITY),
                 "maps": encode_webp(maps, None),
                 "garment_mask": encode_webp((np.asarray(record["garment_mask"]) > 0).astype(np.uint8) * 255, None),
                 "keypoints": np.asarray(record["keypoints"], _KEYPOINT_DTYPE).tobytes(),
