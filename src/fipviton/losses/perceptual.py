@@ -88,11 +88,8 @@ def save_stlpips_vgg_subset(path: str | Path, num_layers: int, dtype: torch.dtyp
     if not 1 <= num_layers <= 5:
         raise ValueError("num_layers must be in 1..5")
     state = load_stlpips_state_dict("vgg")
-    slices = {f"net.slice{k + 1}." for k in range(num_layers)}
-    heads = {f"lin{k}." for k in range(num_layers)}
-    kept = {
-        key: value.to(dtype) for key, value in state.items() if any(key.startswith(prefix) for prefix in slices | heads)
-    }
+    prefixes = tuple(f"net.slice{k + 1}." for k in range(num_layers)) + tuple(f"lin{k}." for k in range(num_layers))
+    kept = {key: value.to(dtype) for key, value in state.items() if key.startswith(prefixes)}
     torch.save(kept, Path(path))
     return Path(path).stat().st_size
 
