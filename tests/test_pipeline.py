@@ -89,6 +89,20 @@ def test_sharp_garment_adds_detail_on_the_garment_only(pipeline: TryOnPipeline, 
     assert kept[1] > kept[0] + 0.1, kept
 
 
+def test_mirror_average_changes_the_generated_image_only(pipeline: TryOnPipeline, first_result: TryOnResult) -> None:
+    """`mirror_average` runs the try-on network twice (the photo and its mirror image) and averages: the maps
+    and the warp stay, the generated picture changes, and the pixels outside the repainted region are kept."""
+    averaged = TryOnPipeline(pipeline.parser, pipeline.warp, pipeline.tryon, mirror_average=True)
+    pair = example_pairs()[0]
+    result = averaged(pair.person, pair.garment, pair.category)
+    plain = first_result
+    assert np.array_equal(result.warped, plain.warped) and np.array_equal(result.agnostic.mask, plain.agnostic.mask)
+    difference = np.abs(result.generated.astype(int) - plain.generated)
+    assert difference.max() > 10
+    outside = ~result.agnostic.mask.astype(bool)
+    assert np.array_equal(result.image[outside], result.person[outside])
+
+
 def test_pad_round_trip() -> None:
     image = np.random.default_rng(0).integers(0, 255, (300, 500, 3), dtype=np.uint8)
     pad = pad_to_aspect(300, 500, 256 / 192)

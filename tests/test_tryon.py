@@ -182,6 +182,43 @@ def test_single_step_and_ddim_outputs() -> None:
     assert len(full) == 50 and int(full[0]) == 999
 
 
+def test_mirrored_inputs_are_the_training_flip() -> None:
+    """`TryOnInputs.mirrored` flips every image left-right and swaps the body parts' sides, as the training flip
+    (`flip_parts`) does; twice is the identity."""
+    from fipviton.bodyparts import BodyPart, flip_parts
+
+    inputs = _random_inputs()
+    mirrored = inputs.mirrored()
+    for name in ("agnostic", "agnostic_mask", "warped", "warped_mask", "garment", "person"):
+        assert torch.equal(getattr(mirrored, name), getattr(inputs, name).flip(-1)), name
+    assert mirrored.body_parts.dtype == inputs.body_parts.dtype
+    assert np.array_equal(mirrored.body_parts.numpy(), flip_parts(inputs.body_parts.numpy().astype(np.uint8)))
+    parts = torch.zeros(1, *SIZE, dtype=torch.long)
+    parts[0, 10, 3] = BodyPart.LEFT_HAND
+    parts[0, 20, 5] = BodyPart.TORSO
+    flipped = replace(inputs, body_parts=parts.expand(2, -1, -1)).mirrored().body_parts[0]
+    assert flipped[10, SIZE[1] - 4] == BodyPart.RIGHT_HAND and flipped[20, SIZE[1] - 6] == BodyPart.TORSO
+    assert int((flipped > 0).sum()) == 2
+    twice = mirrored.mirrored()
+    assert all(torch.equal(getattr(twice, f), getattr(inputs, f)) for f in ("agnostic", "body_parts", "garment"))
+    assert replace(inputs, person=None).mirrored().person is None
+
+
+def test_mirror_average_is_the_mean_of_both_outputs() -> None:
+    """`generate(mirror_average=True)`: the output on the inputs and the output on their mirror image, mirrored
+    back, averaged (the second call draws the generator's next noise)."""
+    model = _tiny()
+    inputs = _random_inputs()
+    averaged = model.generate(inputs, generator=torch.Generator().manual_seed(3), mirror_average=True)
+    g = torch.Generator().manual_seed(3)
+    direct = model.generate(inputs, generator=g)
+    back = model.generate(inputs.mirrored(), generator=g).flip(-1)
+    assert torch.allclose(averaged, (direct + back) / 2, atol=1e-6)
+    assert (averaged - direct).abs().max() > 1e-3  # a different picture, not the direct one again
+    ddim = model.generate(inputs, steps=2, generator=torch.Generator().manual_seed(3), mirror_average=True)
+    assert ddim.shape == (2, 3, *SIZE) and torch.isfinite(ddim).all()
+
+
 def test_timestep_sampling_and_training_sources() -> None:
     g = torch.Generator().manual_seed(0)
     for sampling, low, high in (("fixed", 500, 500), ("range", 400, 600), ("uniform", 0, 999), ("mixed", 0, 999)):

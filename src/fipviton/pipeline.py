@@ -176,6 +176,8 @@ class TryOnPipeline:
                  improves ST-LPIPS (try-on model card, "Sharp garment").
     framing:     frame the person and the garment like the training photos (`fipviton.framing`); False runs
                  the networks on the photos as they are (the behaviour before 2026-11-27).
+    mirror_average: run the try-on network on the photo and on its mirror image and average the two
+                 (`TryOnModel.generate`): twice the try-on module's time.
     """
 
     def __init__(
@@ -188,6 +190,7 @@ class TryOnPipeline:
         garment_detail: bool = True,
         framing: bool = True,
         sharp_garment: bool = False,
+        mirror_average: bool = False,
     ) -> None:
         from fipviton.postprocess import PostProcessConfig
 
@@ -198,6 +201,7 @@ class TryOnPipeline:
         self.steps = steps
         self.garment_detail = garment_detail
         self.sharp_garment = sharp_garment
+        self.mirror_average = mirror_average
         self.framing = framing
         image_h, image_w = tryon.config.image_size
         self.aspect = image_h / image_w
@@ -215,7 +219,7 @@ class TryOnPipeline:
 
         Raises `fipviton.errors.WeightsError` when a weights folder is missing or does not match.
         Extra keyword arguments go to the constructor (`postprocess`, `steps`, `garment_detail`, `framing`,
-        `sharp_garment`).
+        `sharp_garment`, `mirror_average`).
         """
         from fipviton.analysis.person import load_parser
         from fipviton.tryon import TryOnModel
@@ -368,7 +372,7 @@ class TryOnPipeline:
         inputs = inputs_from_arrays([item], device)
         inputs.person = None  # inference never sees the ground truth
         generator = torch.Generator(device=device).manual_seed(seed)
-        output = self.tryon.generate(inputs, steps=self.steps, generator=generator)
+        output = self.tryon.generate(inputs, steps=self.steps, generator=generator, mirror_average=self.mirror_average)
         generated = _resize(_to_uint8(output), (height, width))
         if self.garment_detail:
             detail_above = self.tryon.grid_size if sharp_garment else size

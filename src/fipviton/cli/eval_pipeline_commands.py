@@ -2,7 +2,7 @@
 
     fipviton eval pipeline --data DIR --pairs paired|unpaired --out DIR [--split test]
         [--category upper_body|lower_body|dresses] [--size 256x192|512x384|1024x768] [--repaint/--no-repaint]
-        [--limit N] [--steps N] [--seed N] [--threads N] [--no-framing] [--sharp-garment]
+        [--limit N] [--steps N] [--seed N] [--threads N] [--no-framing] [--sharp-garment] [--mirror-average]
         [--parser-weights DIR] [--warp-weights DIR] [--tryon-weights DIR]
         [--inception PATH] [--lpips-alex PATH --alexnet PATH] [--lpips-squeeze PATH --squeezenet PATH]
 
@@ -87,6 +87,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         action="store_true",
         help="the pipeline's sharp-garment mode (try-on --sharp-garment): the warped garment's detail kept",
     )
+    parser.add_argument(
+        "--mirror-average",
+        action="store_true",
+        help="run the try-on network on each photo and on its mirror image and average the two (try-on "
+        "--mirror-average; twice the network's time)",
+    )
     parser.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's choice)")
     for name in ("parser", "warp", "tryon"):
         parser.add_argument(
@@ -117,6 +123,8 @@ def command_line(args: argparse.Namespace) -> str:
         parts.append("--no-framing")
     if args.sharp_garment:
         parts.append("--sharp-garment")
+    if args.mirror_average:
+        parts.append("--mirror-average")
     if args.threads:
         parts += ["--threads", str(args.threads)]
     for name in ("parser", "warp", "tryon"):
@@ -149,6 +157,7 @@ def run_eval_pipeline(args: argparse.Namespace) -> int:
         steps=args.steps,
         framing=args.framing,
         sharp_garment=args.sharp_garment,
+        mirror_average=args.mirror_average,
         parser_weights=args.parser_weights,
         warp_weights=args.warp_weights,
         tryon_weights=args.tryon_weights,

@@ -80,6 +80,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="keep the warped garment's fine detail (stripes, prints) that the try-on network blurs: crisper "
         "textures, a little less faithful garment edges (see fipviton.pipeline.TryOnPipeline)",
     )
+    parser.add_argument(
+        "--mirror-average",
+        action="store_true",
+        help="run the try-on network on the photo and on its mirror image and average the two: twice its time, "
+        "a little higher SSIM, a little softer picture (see fipviton.pipeline.TryOnPipeline)",
+    )
     for name in ("parser", "warp", "tryon"):
         parser.add_argument(
             f"--{name}-weights", type=Path, default=None, metavar="DIR", help=f"{name} weights (default: shipped)"
@@ -110,6 +116,7 @@ def _load_pipeline(args: argparse.Namespace) -> TryOnPipeline:
         steps=args.steps,
         framing=args.framing,
         sharp_garment=args.sharp_garment,
+        mirror_average=args.mirror_average,
     )
 
 

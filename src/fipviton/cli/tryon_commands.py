@@ -231,6 +231,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "the network's grid added where the garment lies)",
     )
     evaluate.add_argument(
+        "--mirror-average",
+        action="store_true",
+        help="run the network on each pair and on its mirror image and average the two (twice its time)",
+    )
+    evaluate.add_argument(
         "--cache-root", type=Path, default=None, help="cache folder (default: cache/ in the checkout)"
     )
     evaluate.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
@@ -338,7 +343,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.pairs == "unpaired":
         summary, grid = evaluate_unpaired(
-            args.data, args.split, args.limit or 20, args.steps, args.weights, args.warp_weights
+            args.data, args.split, args.limit or 20, args.steps, args.weights, args.warp_weights, args.mirror_average
         )
         result: dict = {"unpaired": summary}
     else:
@@ -365,6 +370,7 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
             mirror=args.mirror,
             oracle_warp=args.oracle_warp,
             sharp_garment=args.sharp_garment,
+            mirror_average=args.mirror_average,
         )
         # Top level: the asked-for mode's keys (ssim, psnr, st_lpips, count, seconds_per_image, ...); with both
         # modes, the raw output's, and the repainted scores under "repaint".

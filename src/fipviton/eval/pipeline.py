@@ -93,6 +93,7 @@ class PipelineEvalOptions:
     limit:   the first N pairs of each category (None = all).
     framing: try on in a person crop and a garment framed like the training photos (`fipviton.framing`).
     sharp_garment: the pipeline's sharp-garment mode (`TryOnPipeline`).
+    mirror_average: the try-on network run on each photo and its mirror image, averaged (`TryOnPipeline`).
     parser_weights, warp_weights, tryon_weights: weight folders (None: the shipped ones).
     command: the command line to record in the report.
     """
@@ -108,6 +109,7 @@ class PipelineEvalOptions:
     steps: int = 1
     framing: bool = True
     sharp_garment: bool = False
+    mirror_average: bool = False
     parser_weights: Path | None = None
     warp_weights: Path | None = None
     tryon_weights: Path | None = None
@@ -334,6 +336,7 @@ def evaluate_pipeline(
             steps=options.steps,
             framing=options.framing,
             sharp_garment=options.sharp_garment,
+            mirror_average=options.mirror_average,
         )
 
     parts = options.out / "parts"
@@ -537,6 +540,7 @@ def aggregate(
             "steps": options.steps,
             "framing": options.framing,
             "sharp_garment": options.sharp_garment,
+            "mirror_average": options.mirror_average,
             "weights": {
                 name: str(folder) if folder is not None else "shipped"
                 for name, folder in (

@@ -139,6 +139,7 @@ def evaluate_paired(
     mirror: bool = False,
     oracle_warp: bool = False,
     sharp_garment: bool = False,
+    mirror_average: bool = False,
 ) -> tuple[dict[str, dict], np.ndarray]:
     """Paired metrics of `model` for each repaint mode ({"raw": ..., "repaint": ...}) and a sample grid.
 
@@ -155,6 +156,7 @@ def evaluate_paired(
     a perfect warp would give this network.
     sharp_garment: the pipeline's sharp-garment mode on every output (`with_garment_detail`), so that it is scored
     without the rest of the pipeline (and with `oracle_warp`, with a perfect warp).
+    mirror_average: the network run on each pair and on its mirror image, averaged (`TryOnModel.generate`).
     """
     from fipviton.losses.perceptual import STLPIPS
     from fipviton.tryon.cache import build_tryon_cache, warpnet_warper
@@ -183,7 +185,7 @@ def evaluate_paired(
         items = [dataset[i] for i in range(first, min(count, first + batch_size))]
         inputs = TryOnCacheDataset.collate(items, device)
         tick = time.perf_counter()
-        prediction = model.generate(inputs, steps=steps, generator=generator)
+        prediction = model.generate(inputs, steps=steps, generator=generator, mirror_average=mirror_average)
         network_seconds += time.perf_counter() - tick
         if sharp_garment:
             prediction = with_garment_detail(prediction, inputs, model.grid_size)
@@ -232,6 +234,7 @@ def evaluate_paired(
                 "mirror": mirror,
                 "oracle_warp": oracle_warp,
                 "sharp_garment": sharp_garment,
+                "mirror_average": mirror_average,
             }
         )
     return results, sample_grid(rows)
@@ -244,6 +247,7 @@ def evaluate_unpaired(
     steps: int = 1,
     tryon_weights: str | Path | None = None,
     warp_weights: str | Path | None = None,
+    mirror_average: bool = False,
 ) -> tuple[dict, np.ndarray]:
     """Run the pipeline (with its post-processing) on the first `limit` unpaired pairs: timing and a grid."""
     from fipviton.data.readers import open_dataset
@@ -251,7 +255,9 @@ def evaluate_unpaired(
 
     reader = open_dataset(Path(data))
     pairs = reader.pairs(split, paired=False)[:limit]
-    pipeline = TryOnPipeline.from_pretrained(warp=warp_weights, tryon=tryon_weights, steps=steps)
+    pipeline = TryOnPipeline.from_pretrained(
+        warp=warp_weights, tryon=tryon_weights, steps=steps, mirror_average=mirror_average
+    )
     rows, seconds = [], []
     for pair in pairs:
         result = pipeline.run_sample(reader.load(split, pair))
@@ -263,6 +269,7 @@ def evaluate_unpaired(
         "count": len(pairs),
         "seconds_per_image": float(np.median(seconds)) if seconds else float("nan"),
         "steps": steps,
+        "mirror_average": mirror_average,
         "note": "unpaired: no ground truth (SSIM/PSNR/LPIPS do not apply); FID/KID need Inception weights",
     }
     return summary, sample_grid(rows)

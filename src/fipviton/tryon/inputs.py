@@ -72,6 +72,25 @@ class TryOnInputs:
             person=image(self.person),
         )
 
+    def mirrored(self) -> TryOnInputs:
+        """The batch of the mirror-image photos: every image and mask flipped left-right, and the body-part map
+        flipped with its left and right parts swapped (`fipviton.bodyparts.flip_parts`, the training flip)."""
+        from fipviton.bodyparts import flip_parts
+
+        def mirror(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.flip(-1)
+
+        parts = torch.from_numpy(flip_parts(self.body_parts.cpu().numpy().astype(np.uint8)))
+        return TryOnInputs(
+            agnostic=self.agnostic.flip(-1),
+            agnostic_mask=self.agnostic_mask.flip(-1),
+            warped=self.warped.flip(-1),
+            warped_mask=self.warped_mask.flip(-1),
+            body_parts=parts.to(device=self.body_parts.device, dtype=self.body_parts.dtype),
+            garment=self.garment.flip(-1),
+            person=mirror(self.person),
+        )
+
     def noise_condition(self) -> torch.Tensor:
         """The noise condition image (B, 3, H, W) in [-1, 1]: see `noise_condition_image`."""
         return noise_condition_image(self.agnostic, self.warped, self.warped_mask)

@@ -259,12 +259,24 @@ class TryOnModel(nn.Module):
 
     @torch.no_grad()
     def generate(
-        self, inputs: TryOnInputs, steps: int = 1, generator: torch.Generator | None = None, **kwargs: Any
+        self,
+        inputs: TryOnInputs,
+        steps: int = 1,
+        generator: torch.Generator | None = None,
+        mirror_average: bool = False,
+        **kwargs: Any,
     ) -> torch.Tensor:
         """The try-on image (B, 3, H, W) in [-1, 1]: one call at t* (steps=1), or an N-step DDIM run.
 
+        mirror_average: also run the network on the mirror image of the inputs (`TryOnInputs.mirrored`), mirror
+        that output back and return the mean of the two: twice the network time for a steadier image (the two
+        differ most where the network guesses, e.g. arms and folds; try-on card, "Mirror averaging").
         Extra keyword arguments go to `AlteredDiffusion.sample_ddim` (`start`, `strength`, `eta`).
         """
+        if mirror_average:
+            direct = self.generate(inputs, steps, generator, **kwargs)
+            mirrored = self.generate(inputs.mirrored(), steps, generator, **kwargs).flip(-1)
+            return (direct + mirrored) / 2
         if steps == 1 and not kwargs:
             return self.diffusion.single_step(self, inputs, generator=generator)
         return self.diffusion.sample_ddim(self, inputs, steps=steps, generator=generator, **kwargs)
