@@ -37,6 +37,7 @@ def test_fipviton_bench_reports_every_stage(capsys: pytest.CaptureFixture[str]) 
     assert 0 < stages["analysis"]["median_s"] < stages["total"]["median_s"]
     assert report["end_to_end_1024x768_median_s"] > 0 and report["peak_rss_mb"] > 100
     assert report["ddim_steps"] == 2
+    assert report["end_to_end_1024x768_mirror_average_median_s"] > 0 and report["mirror_average_cost"] > 0
 
 
 def test_bench_analysis_script(tmp_path: Path) -> None:

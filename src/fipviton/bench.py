@@ -8,6 +8,8 @@ Measured in one process, one run, so that ratios compare like with like on a noi
 - the single-step try-on against the same network sampled with an N-step DDIM (default 50), end to end on
   the 1024x768 photo: `speedup_vs_50_steps` is the ratio of the two end-to-end medians (and
   `speedup_tryon_stage` the ratio of the try-on stage alone);
+- the same 1024x768 pair with `mirror_average` (the try-on network on the photo and its mirror image): its
+  end-to-end median and `mirror_average_cost`, the ratio to the plain run's;
 - networks only (warping module + try-on module, one call each, no analysis), at 256x192, images per second
   at batch 1 and 8 (the inputs of the example pair, repeated);
 - peak resident memory of the process (`ru_maxrss`), after all of the above.
@@ -115,12 +117,15 @@ def run_bench(repeat: int = 5, ddim_steps: int = 50, ddim_repeat: int = 2) -> di
     full = _repeat(lambda: pipeline(person, garment, pair.category), repeat)
     small = _repeat(lambda: pipeline(person_256, garment_256, pair.category), repeat)
 
+    mirrored = TryOnPipeline(pipeline.parser, pipeline.warp, pipeline.tryon, pipeline.postprocess, mirror_average=True)
+    averaged = _repeat(lambda: mirrored(person, garment, pair.category), repeat)
     ddim = TryOnPipeline(pipeline.parser, pipeline.warp, pipeline.tryon, pipeline.postprocess, steps=ddim_steps)
     slow = [ddim(person, garment, pair.category) for _ in range(ddim_repeat)]
     single_median = statistics.median(r.timings["total"] for r in full)
     ddim_median = statistics.median(r.timings["total"] for r in slow)
     single_tryon = statistics.median(r.timings["tryon"] for r in full)
     ddim_tryon = statistics.median(r.timings["tryon"] for r in slow)
+    averaged_median = statistics.median(r.timings["total"] for r in averaged)
 
     throughput = {f"batch{b}": round(_network_throughput(pipeline, small[0], b, repeat), 2) for b in (1, 8)}
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
@@ -132,6 +137,8 @@ def run_bench(repeat: int = 5, ddim_steps: int = 50, ddim_repeat: int = 2) -> di
         "end_to_end_1024x768_median_s": round(single_median, 4),
         "end_to_end_1024x768_ddim_median_s": round(ddim_median, 4),
         "end_to_end_256x192_median_s": round(statistics.median(r.timings["total"] for r in small), 4),
+        "end_to_end_1024x768_mirror_average_median_s": round(averaged_median, 4),
+        "mirror_average_cost": round(averaged_median / single_median, 2),
         "networks_256x192_batch8_images_per_s": throughput["batch8"],
         "networks_256x192_batch1_images_per_s": throughput["batch1"],
         "peak_rss_mb": round(peak_rss_mb, 1),
