@@ -343,7 +343,13 @@ def run_eval_tryon(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.pairs == "unpaired":
         summary, grid = evaluate_unpaired(
-            args.data, args.split, args.limit or 20, args.steps, args.weights, args.warp_weights, args.mirror_average
+            args.data,
+            args.split,
+            args.limit or 20,
+            args.steps,
+            tryon_weights=args.weights,
+            warp_weights=args.warp_weights,
+            mirror_average=args.mirror_average,
         )
         result: dict = {"unpaired": summary}
     else:
