@@ -133,6 +133,24 @@ def test_sharp_garment_is_a_form_field(client: TestClient) -> None:
     assert_error(refused, 422, "invalid_input", "maybe")
 
 
+@pytest.mark.slow
+def test_mirror_average_is_a_form_field(client: TestClient) -> None:
+    """`mirror_average` (true/false) switches the pipeline's mirror averaging for one request: on, the picture
+    differs from the plain one only inside the repainted region (the paste-back keeps the rest); absent, the
+    server's setting (off) holds; anything else is a 422."""
+    results = {}
+    for value in (None, "false", "true"):
+        data = {"category": "upper_body"} | ({"mirror_average": value} if value is not None else {})
+        response = client.post("/v1/try-on", files=files(), data=data)
+        assert response.status_code == 200, response.text
+        results[value] = np.asarray(decode_png(response.content)).astype(int)
+    assert np.array_equal(results[None], results["false"])
+    changed = np.abs(results["true"] - results["false"]).max(axis=-1) > 0
+    assert 0.001 < changed.mean() < 0.5, changed.mean()
+    refused = client.post("/v1/try-on", files=files(), data={"mirror_average": "maybe"})
+    assert_error(refused, 422, "invalid_input", "maybe")
+
+
 def truncated_jpeg() -> bytes:
     data = PAIR.person.read_bytes()
     return data[: len(data) // 3]
@@ -324,6 +342,7 @@ def test_serve_command_is_registered() -> None:
     assert (args.port, args.queue_size, args.timeout_s, args.host) == (9000, 2, 5.0, "127.0.0.1")
     assert isinstance(args, argparse.Namespace) and not args.sharp_garment
     assert build_parser().parse_args(["serve", "--sharp-garment"]).sharp_garment
+    assert not args.mirror_average and build_parser().parse_args(["serve", "--mirror-average"]).mirror_average
 
 
 def test_served_pipelines_can_keep_the_garment_sharp() -> None:
@@ -332,6 +351,8 @@ def test_served_pipelines_can_keep_the_garment_sharp() -> None:
     (sharp,) = load_pipelines(1, None, None, None, warmup=False, sharp_garment=True)
     (plain,) = load_pipelines(1, None, None, None, warmup=False)
     assert sharp.sharp_garment and not plain.sharp_garment
+    (mirror,) = load_pipelines(1, None, None, None, warmup=False, mirror_average=True)
+    assert mirror.mirror_average and not plain.mirror_average and not mirror.sharp_garment
 
 
 def test_result_json_sends_the_person_crop() -> None:

@@ -171,7 +171,15 @@ def test_pick_examples_and_try_on(browser: Chrome, server: ServerProcess, shots:
     WebDriverWait(browser, 20).until(lambda d: d.find_element("id", "submit").is_enabled())
     browser.find_element("id", "submit").click()
     assert wait_for_end(browser) == "done", browser.find_element("id", "status-text").text
-    assert browser.find_element("id", "result-image").get_attribute("src") != plain
+    sharp = browser.find_element("id", "result-image").get_attribute("src")
+    assert sharp != plain
+    # Sharp off, "average with the mirror image" on: a third picture.
+    browser.find_element("id", "sharp-garment").click()
+    browser.find_element("id", "mirror-average").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_element("id", "submit").is_enabled())
+    browser.find_element("id", "submit").click()
+    assert wait_for_end(browser) == "done", browser.find_element("id", "status-text").text
+    assert browser.find_element("id", "result-image").get_attribute("src") not in (plain, sharp)
 
 
 def test_bad_upload_shows_the_servers_message(

@@ -244,12 +244,14 @@ class TryOnPipeline:
         garment_mask: np.ndarray | None = None,
         seed: int = 0,
         sharp_garment: bool | None = None,
+        mirror_average: bool | None = None,
     ) -> TryOnResult:
         """Try `garment` on `person`: paths, encoded bytes, PIL images or uint8 arrays, any resolution.
 
         garment_mask: (h, w) bool for the garment photo; None estimates it (`fipviton.analysis.garment`).
         seed:         seed of the noise added to the noise condition image (the result is deterministic).
         sharp_garment: this call's sharp-garment mode (see the class); None: the pipeline's own setting.
+        mirror_average: this call's mirror averaging (see the class); None: the pipeline's own setting.
         Raises `ImageInputError` for unusable images and `NoPersonError` when no usable person is found.
         """
         from fipviton.analysis.garment import analyze_garment
@@ -274,8 +276,9 @@ class TryOnPipeline:
             analysis = reanalyze_window(whole, framed, window, self.parser)
         timings = {"analysis": time.perf_counter() - start}
         sharp = self.sharp_garment if sharp_garment is None else sharp_garment
+        mirror = self.mirror_average if mirror_average is None else mirror_average
         cropped = framed if window is None else crop(framed, window)
-        result = self._run(cropped, garment_rgb, garment_analysis, analysis, category, seed, timings, sharp)
+        result = self._run(cropped, garment_rgb, garment_analysis, analysis, category, seed, timings, sharp, mirror)
         if window is not None:
             result = _place_result(result, window, framed, whole)
         result = _crop_result(result, pad, person_rgb)
@@ -306,7 +309,10 @@ class TryOnPipeline:
         person, maps = sample.person, analysis
         if window is not None:  # the dataset's maps are cropped (they are at the photo's resolution already)
             person, maps = crop(sample.person, window), cut_analysis(analysis, window)
-        result = self._run(person, sample.garment, garment_analysis, maps, category, seed, timings, self.sharp_garment)
+        result = self._run(
+            person, sample.garment, garment_analysis, maps, category, seed, timings, self.sharp_garment,
+            self.mirror_average,
+        )  # fmt: skip
         if window is not None:
             result = _place_result(result, window, sample.person, analysis)
         result.timings["total"] = time.perf_counter() - start
@@ -329,6 +335,7 @@ class TryOnPipeline:
         seed: int,
         timings: dict[str, float],
         sharp_garment: bool,
+        mirror_average: bool,
     ) -> TryOnResult:
         from fipviton.agnostic import build_agnostic
         from fipviton.postprocess import postprocess
@@ -372,7 +379,7 @@ class TryOnPipeline:
         inputs = inputs_from_arrays([item], device)
         inputs.person = None  # inference never sees the ground truth
         generator = torch.Generator(device=device).manual_seed(seed)
-        output = self.tryon.generate(inputs, steps=self.steps, generator=generator, mirror_average=self.mirror_average)
+        output = self.tryon.generate(inputs, steps=self.steps, generator=generator, mirror_average=mirror_average)
         generated = _resize(_to_uint8(output), (height, width))
         if self.garment_detail:
             detail_above = self.tryon.grid_size if sharp_garment else size

@@ -171,6 +171,7 @@ function submit(event) {
   form.append("garment", state.garment.blob, state.garment.label);
   form.append("category", document.querySelector("input[name=category]:checked").value);
   form.append("sharp_garment", $("sharp-garment").checked ? "true" : "false");
+  form.append("mirror_average", $("mirror-average").checked ? "true" : "false");
 
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/v1/try-on?format=json");
