@@ -118,36 +118,21 @@ def test_category_defaults_to_upper_body_and_map_size_is_a_query(client: TestCli
 
 
 @pytest.mark.slow
-def test_sharp_garment_is_a_form_field(client: TestClient) -> None:
-    """`sharp_garment` (true/false) switches the pipeline's sharp-garment mode for one request; absent, the
-    server's setting (off) holds; anything else is a 422."""
+@pytest.mark.parametrize("field", ["sharp_garment", "mirror_average"])
+def test_pipeline_modes_are_form_fields(client: TestClient, field: str) -> None:
+    """`sharp_garment` and `mirror_average` (true/false) switch that mode of the pipeline for one request; absent,
+    the server's setting (off) holds; anything else is a 422. Either mode repaints the garment region only: the
+    paste-back keeps most of the photo as it was."""
     results = {}
     for value in (None, "false", "true"):
-        data = {"category": "upper_body"} | ({"sharp_garment": value} if value is not None else {})
-        response = client.post("/v1/try-on", files=files(), data=data)
-        assert response.status_code == 200, response.text
-        results[value] = np.asarray(decode_png(response.content))
-    assert np.array_equal(results[None], results["false"])
-    assert not np.array_equal(results["true"], results["false"])
-    refused = client.post("/v1/try-on", files=files(), data={"sharp_garment": "maybe"})
-    assert_error(refused, 422, "invalid_input", "maybe")
-
-
-@pytest.mark.slow
-def test_mirror_average_is_a_form_field(client: TestClient) -> None:
-    """`mirror_average` (true/false) switches the pipeline's mirror averaging for one request: on, the picture
-    differs from the plain one only inside the repainted region (the paste-back keeps the rest); absent, the
-    server's setting (off) holds; anything else is a 422."""
-    results = {}
-    for value in (None, "false", "true"):
-        data = {"category": "upper_body"} | ({"mirror_average": value} if value is not None else {})
+        data = {"category": "upper_body"} | ({field: value} if value is not None else {})
         response = client.post("/v1/try-on", files=files(), data=data)
         assert response.status_code == 200, response.text
         results[value] = np.asarray(decode_png(response.content)).astype(int)
     assert np.array_equal(results[None], results["false"])
     changed = np.abs(results["true"] - results["false"]).max(axis=-1) > 0
     assert 0.001 < changed.mean() < 0.5, changed.mean()
-    refused = client.post("/v1/try-on", files=files(), data={"mirror_average": "maybe"})
+    refused = client.post("/v1/try-on", files=files(), data={field: "maybe"})
     assert_error(refused, 422, "invalid_input", "maybe")
 
 
