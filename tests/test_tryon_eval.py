@@ -118,6 +118,32 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys: pytest.Captur
     assert zeroed["zeroed"] == ["body_parts"] and report["zeroed"] == []
 
 
+@pytest.mark.slow
+def test_eval_tryon_unpaired_runs_the_pipeline(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--pairs unpaired`: the shipped pipeline on the official unpaired list, no scores (no ground truth), a
+    timing and a grid of (person | garment | noise condition | try-on) rows; `--mirror-average` changes the
+    try-on column only."""
+    from PIL import Image
+
+    root = require(data_dir / "viton_resize")
+    grids, reports = {}, {}
+    for mirror in (False, True):
+        out = tmp_path / f"grid_{mirror}.png"
+        args = ["eval", "tryon", "--data", str(root), "--pairs", "unpaired", "--limit", "2", "--threads", "1"]
+        assert main([*args, "--json", "--grid", str(out)] + (["--mirror-average"] if mirror else [])) == 0
+        reports[mirror] = json.loads(capsys.readouterr().out)["unpaired"]
+        grids[mirror] = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    for mirror, report in reports.items():
+        assert report["count"] == 2 and report["seconds_per_image"] > 0 and report["mirror_average"] is mirror
+        assert "ssim" not in report
+    plain, mirrored = grids[False], grids[True]
+    assert plain.shape == mirrored.shape and plain.shape[0] > plain.shape[1] / 4  # two rows of four panels
+    columns = np.abs(plain - mirrored).max(axis=(0, 2)).reshape(4, -1).max(axis=1)
+    assert (columns[:3] == 0).all() and columns[3] > 0, columns
+
+
 def test_perfect_warp_is_the_person_s_own_garment() -> None:
     from fipviton.labels import Label
     from fipviton.tryon.dataset import perfect_warp
