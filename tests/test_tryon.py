@@ -399,6 +399,21 @@ def test_latent_space_with_a_tiny_vae(tmp_path: Path) -> None:
     assert not any(k.startswith("vae.") for k in _safetensor_keys(tmp_path / "model" / "model.safetensors"))
     TryOnModel.from_pretrained(tmp_path / "model")
 
+    # The sharp-garment mode at a latent preset: the UNet's grid is the latent's (no patches there), coarser than
+    # the image, so the warped garment has detail above it, and the mode adds it inside the warped garment (the
+    # blurred edge of its weight leaks a level or two of uint8 past it).
+    from fipviton.tryon.evaluate import with_garment_detail
+
+    assert model.grid_size == model.model_size == (SIZE[0] // 2, SIZE[1] // 2)
+    inputs.warped_mask = torch.zeros_like(inputs.warped_mask)
+    inputs.warped_mask[:, :, 8:56, 8:40] = 1
+    result = model.generate(inputs)
+    plain = with_garment_detail(result, inputs, SIZE)  # nothing above the image's own size: only quantised
+    sharp = with_garment_detail(result, inputs, model.grid_size)
+    change = (sharp - plain).abs().amax(dim=1)
+    outside = inputs.warped_mask[:, 0] < 0.5
+    assert change[~outside].max() > 0.1 and change[outside].max() < 0.05
+
 
 def _safetensor_keys(path: Path) -> list[str]:
     from safetensors import safe_open
