@@ -215,6 +215,17 @@ def test_average_parsers_is_the_mean_of_their_weights(tmp_path: Path, capsys: py
     key = "stem.0.weight"
     assert not torch.equal(states[0][key], states[1][key])
     assert torch.allclose(states[2][key], (states[0][key] + states[1][key]) / 2)
+    # --dtype float16 stores the same mean in half the bytes; it loads back as float32, equal to float16 precision.
+    half = ["train", "parser-average", str(tmp_path / "p0"), str(tmp_path / "p1"), "--out", str(tmp_path / "avg16")]
+    assert main([*half, "--dtype", "float16"]) == 0
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "avg16" / "model.safetensors"), "pt") as handle:
+        names = list(handle.keys())
+        stored = {handle.get_tensor(name).dtype for name in names}
+    assert stored == {torch.float16, torch.int64}  # the BatchNorm step counters stay integers
+    loaded = HumanParser.from_pretrained(tmp_path / "avg16").state_dict()
+    assert loaded[key].dtype == torch.float32 and torch.equal(loaded[key], states[2][key].half().float())
     # Never overwritten; another network or a single folder is an error, not a silent result.
     assert (
         main(["train", "parser-average", str(tmp_path / "p0"), str(tmp_path / "p1"), "--out", str(tmp_path / "avg")])

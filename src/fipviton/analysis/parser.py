@@ -255,8 +255,12 @@ class HumanParser(nn.Module):
 
     # ----- weights -----
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write `model.safetensors` and `config.json` into `directory` (created if needed)."""
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> None:
+        """Write `model.safetensors` and `config.json` into `directory` (created if needed).
+
+        dtype: store the floating-point tensors in this type (torch.float16: half the file; loading casts them
+        back to the model's type). None keeps their own.
+        """
         from safetensors.torch import save_file
 
         if self.fused:
@@ -265,6 +269,8 @@ class HumanParser(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        if dtype is not None:
+            state = {key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()}
         tmp = directory / (WEIGHTS_NAME + ".tmp")
         save_file(state, str(tmp), metadata={"format": "pt"})
         tmp.replace(directory / WEIGHTS_NAME)

@@ -96,3 +96,14 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
         "ckpt_every": args.ckpt_every,
         "seed": args.seed,
     }
+
+
+def add_storage_dtype_argument(parser: argparse.ArgumentParser) -> None:
+    """--dtype of the weight-averaging commands (`train tryon-average`, `train parser-average`)."""
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "float16"),
+        default="float32",
+        help="storage type of the saved weights; float16 halves the file (the shipped weights are stored so) and "
+        "is cast back to float32 on loading (default float32)",
+    )

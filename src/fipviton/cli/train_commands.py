@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fipviton.cli._train_options import add_storage_dtype_argument
 from fipviton.cli._usage import UsageError, refuse_existing
 from fipviton.cli.eval_commands import scale_list
 
@@ -122,6 +123,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     average.add_argument("folders", type=Path, nargs="+", help="parser folders (config.json + model.safetensors)")
     average.add_argument("--out", type=Path, required=True, help="folder for the averaged parser (must not exist)")
+    add_storage_dtype_argument(average)
     average.set_defaults(func=run_average_parsers)
 
 
@@ -169,9 +171,12 @@ def run_train_parser(args: argparse.Namespace) -> int:
 
 
 def run_average_parsers(args: argparse.Namespace) -> int:
+    import torch
+
     from fipviton.training.parser import average_parsers
 
     refuse_existing(args.out)
-    average_parsers(args.folders).save_pretrained(args.out)  # a WeightsError is reported by `main`
+    mean = average_parsers(args.folders)  # a WeightsError is reported by `main`
+    mean.save_pretrained(args.out, dtype=getattr(torch, args.dtype))
     print(f"saved the mean of {len(args.folders)} parsers to {args.out}")
     return 0

@@ -10,7 +10,12 @@ import json
 from pathlib import Path
 
 from fipviton.cli._pack_options import PACK_ORDER_HELP, add_pack_arguments, check_pack_arguments, write_in_order
-from fipviton.cli._train_options import add_training_arguments, check_training_arguments, training_options
+from fipviton.cli._train_options import (
+    add_storage_dtype_argument,
+    add_training_arguments,
+    check_training_arguments,
+    training_options,
+)
 from fipviton.cli._usage import UsageError, refuse_existing, require_dataset_folder
 from fipviton.tryon.config import LOCAL_CONDITIONS
 
@@ -149,13 +154,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="one weight per folder, >= 0, summing to 1 (default: equal)",
     )
     average.add_argument("--out", type=Path, required=True, help="folder for the averaged model (must not exist)")
-    average.add_argument(
-        "--dtype",
-        choices=("float32", "float16"),
-        default="float32",
-        help="storage type of the saved weights; float16 halves the file (the shipped weights are stored so) and "
-        "is cast back to float32 on loading (default float32)",
-    )
+    add_storage_dtype_argument(average)
     average.set_defaults(func=run_average_tryon)
 
     evaluate = groups["eval"].add_parser(
