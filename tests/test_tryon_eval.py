@@ -39,6 +39,24 @@ def test_region_ssim_scores_only_the_region() -> None:
     assert not scores["empty"][0].isnan() and scores["empty"][1].isnan()
 
 
+def test_warped_colour_error_sees_a_repainted_band_not_a_small_shift() -> None:
+    from fipviton.tryon.evaluate import warped_colour_error
+
+    generator = torch.Generator().manual_seed(0)
+    warped = torch.full((3, 3, 64, 48), -0.6)  # a dark garment...
+    warped[:, :, 28:36] = 1.0  # ...with a white band across it
+    warped = warped + 0.1 * torch.rand(warped.shape, generator=generator)
+    mask = torch.zeros(3, 1, 64, 48)
+    mask[:, :, 8:56, 6:42] = 1
+    mask[2] = 0  # the third image has no garment
+    faithful = warped.roll(1, dims=2)  # the same garment one pixel lower
+    painted = warped.clone()
+    painted[:, :, 26:38] = -0.6  # the band painted over in the garment's colour
+    same, shifted, repainted = (warped_colour_error(x, warped, mask) for x in (warped, faithful, painted))
+    assert same[0] == pytest.approx(0.0, abs=1e-6) and shifted[0] < 0.05 and repainted[0] > 3 * shifted[0]
+    assert same[2].isnan() and repainted[2].isnan()
+
+
 def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = require(data_dir / "viton_resize")
     torch.manual_seed(0)
@@ -49,6 +67,7 @@ def test_eval_tryon_paired(data_dir: Path, tmp_path: Path, capsys: pytest.Captur
         assert scores["count"] == 4 and 0 <= scores["ssim"] <= 1 and scores["psnr"] > 0 and scores["st_lpips"] >= 0
         for region in ("ssim_in_warped_garment", "ssim_in_rest_of_mask"):
             assert -1 <= scores[region] <= 1
+        assert 0 <= scores["warped_colour_error"] <= 1 and 0 <= scores["truth_warped_colour_error"] <= 1
     # The regions lie inside the agnostic mask, where the repainted image is the raw one.
     assert pasted["ssim_in_warped_garment"] == pytest.approx(raw["ssim_in_warped_garment"], abs=0.05)
     # Pasting the ground truth back outside the agnostic mask can only bring the image closer to it.
@@ -137,6 +156,7 @@ def test_eval_tryon_unpaired_runs_the_pipeline(
         grids[mirror] = np.asarray(Image.open(out).convert("RGB")).astype(int)
     for mirror, report in reports.items():
         assert report["count"] == 2 and report["seconds_per_image"] > 0 and report["mirror_average"] is mirror
+        assert 0 <= report["warped_colour_error"] <= 1
         assert "ssim" not in report
     plain, mirrored = grids[False], grids[True]
     assert plain.shape == mirrored.shape and plain.shape[0] > plain.shape[1] / 4  # two rows of four panels
