@@ -145,6 +145,38 @@ def test_shrink_warped_erodes_and_cuts_the_hem() -> None:
     assert np.array_equal(unchanged, garment) and np.array_equal(unchanged_mask, mask)
 
 
+def test_refill_warped_swaps_the_white_around_the_garment_only() -> None:
+    from fipviton.tryon.dataset import Augmentation, TryOnItems, refill_warped
+
+    mask = np.zeros((64, 48), np.uint8)
+    mask[10:50, 8:40] = 255
+    mask[10:50, 8] = 128  # a soft edge column
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, (64, 48, 3)).astype(np.float32)
+    m = mask[..., None] / 255.0
+    garment = np.round(colours * m + 255 * (1 - m)).astype(np.uint8)  # composited on white, as the warp does
+    garment[20:30, 12:36] = 255  # a white band inside the garment: garment, not background
+    fill = np.array([10, 200, 90])
+    refilled = refill_warped(garment, mask, fill)
+    assert (refilled[mask == 0] == fill).all()
+    assert np.array_equal(refilled[mask == 255], garment[mask == 255]) and (refilled[20:30, 12:36] == 255).all()
+    expected_edge = np.round(colours[10:50, 8] * (128 / 255) + fill * (1 - 128 / 255))
+    assert np.abs(refilled[10:50, 8].astype(float) - expected_edge).max() <= 1
+
+    class One(TryOnItems):
+        def __len__(self) -> int:
+            return 1
+
+        def record(self, item: int) -> dict:
+            parts = np.zeros((64, 48), np.uint8)
+            return {"index": 0, "person": garment, "parsing": parts, "agnostic_mask": mask, "warped": garment,
+                    "warped_mask": mask, "body_parts": parts, "garment": garment}  # fmt: skip
+
+    filled = One(Augmentation(flip_prob=0.0, fill_prob=1.0)).item(0, np.random.default_rng(1))
+    assert len(np.unique(filled["warped"][mask == 0], axis=0)) == 1 and not (filled["warped"][mask == 0] == 255).all()
+    assert np.array_equal(filled["warped"][mask == 255], garment[mask == 255])
+
+
 def test_replace_backdrop_keeps_the_person_and_swaps_the_backdrop() -> None:
     from fipviton.labels import Label
 

@@ -107,6 +107,13 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "the network learns to fill the holes an unpaired garment leaves (default 0)",
     )
     train.add_argument(
+        "--fill-prob",
+        type=float,
+        default=0.0,
+        help="probability of a random colour instead of white around the warped garment of a training pair, so "
+        "that the network tells garment from no garment by the warped mask, not by whiteness (default 0)",
+    )
+    train.add_argument(
         "--backdrop-prob",
         type=float,
         default=0.0,
@@ -278,6 +285,7 @@ def run_train_tryon(args: argparse.Namespace) -> int:
             ssim_weight=args.ssim_weight,
             shrink_prob=args.shrink_prob,
             backdrop_prob=args.backdrop_prob,
+            fill_prob=args.fill_prob,
             packs=tuple(args.packs),
             loader_threads=args.loader_threads,
         )

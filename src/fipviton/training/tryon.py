@@ -79,6 +79,7 @@ class TryOnTrainArgs(TrainRunOptions):
     flip_prob: float = 0.5
     shrink_prob: float = 0.0  # probability of shrinking the warped garment (`fipviton.tryon.dataset.shrink_warped`)
     backdrop_prob: float = 0.0  # probability of another backdrop (`fipviton.tryon.dataset.replace_backdrop`)
+    fill_prob: float = 0.0  # probability of a random colour around the warped garment (`refill_warped`)
     packs: tuple[Path, ...] = ()  # train on these packs (`fipviton.tryon.pack`) instead of the caches of `data`
     # Threads that build a batch's items (augmentation), in the background while the step runs; None: 1 on a
     # CPU (the step needs the cores), up to 8 on a GPU (one thread held a GPU run at ~100 images/s).
@@ -86,7 +87,12 @@ class TryOnTrainArgs(TrainRunOptions):
 
     @property
     def augmentation(self) -> Augmentation:
-        return Augmentation(flip_prob=self.flip_prob, shrink_prob=self.shrink_prob, backdrop_prob=self.backdrop_prob)
+        return Augmentation(
+            flip_prob=self.flip_prob,
+            shrink_prob=self.shrink_prob,
+            backdrop_prob=self.backdrop_prob,
+            fill_prob=self.fill_prob,
+        )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -97,7 +103,7 @@ class TryOnTrainArgs(TrainRunOptions):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.loader_threads is not None and self.loader_threads < 1:
             raise ValueError(f"loader_threads must be >= 1, got {self.loader_threads}")
-        for name in ("flip_prob", "shrink_prob", "backdrop_prob"):
+        for name in ("flip_prob", "shrink_prob", "backdrop_prob", "fill_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")

@@ -85,6 +85,15 @@ def shrink_warped(
     return garment, mask
 
 
+def refill_warped(warped: np.ndarray, warped_mask: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """The warped garment (H, W, 3) uint8, on white where its mask (H, W) uint8 0..255 is below 255, put on
+    `fill` (3,) instead: `warped + (fill - 255) * (1 - mask)`, exact for a garment composited on white with that
+    mask (`fipviton.warp.model.warp_on_white`, `shrink_warped`); unchanged where the mask is 255."""
+    outside = 1.0 - warped_mask.astype(np.float32)[..., None] / 255.0
+    refilled = warped.astype(np.float32) + (np.asarray(fill, np.float32) - 255.0) * outside
+    return np.clip(refilled, 0, 255).round().astype(np.uint8)
+
+
 def perfect_warp(person: np.ndarray, record: dict[str, np.ndarray | int]) -> tuple[np.ndarray, np.ndarray]:
     """The person's own garment as a warp would give it: (H, W, 3) uint8 `person` inside the record's garment
     region (its "parsing" == the label of its "category"), white outside, and that region as a (H, W) uint8
@@ -114,6 +123,9 @@ class Augmentation:
     oracle_warp: the person's own garment (the parsing's region for the item's category, on white) in place of
         the warped garment and its mask: a perfect warp, so the scores say what the warp leaves on the table
         (evaluation only; needs the caches' parsing and category, which packs do not keep).
+    fill_prob: probability of `refill_warped`: the warped garment's white around it (and in the holes a shrink
+        cut) replaced by a random colour, so that white no longer tells the network "no garment here" and it
+        must read that from the warped mask (white areas inside garments were painted over, session 21).
     """
 
     flip_prob: float = 0.5
@@ -124,6 +136,7 @@ class Augmentation:
     backdrop_prob: float = 0.0
     fixed_backdrops: int | None = None
     oracle_warp: bool = False
+    fill_prob: float = 0.0
 
 
 NO_AUGMENTATION = Augmentation(flip_prob=0.0)
@@ -181,6 +194,9 @@ class TryOnItems(Dataset):
             shrink = (int(rng.integers(0, aug.shrink_max_erode + 1)), float(rng.random()) * aug.shrink_max_hem)
         if shrink is not None:
             values["warped"], values["warped_mask"] = shrink_warped(values["warped"], values["warped_mask"], *shrink)
+        if aug.fill_prob > 0 and rng.random() < aug.fill_prob:
+            fill = rng.integers(0, 256, 3)
+            values["warped"] = refill_warped(values["warped"], values["warped_mask"], fill)
         if aug.flip_prob > 0 and rng.random() < aug.flip_prob:
             # flip_parts mirrors and swaps left/right itself: the map must not be mirrored a second time (until
             # 2026-11-27 it was, so every mirrored training sample had its body-part map at the unmirrored place).
