@@ -312,7 +312,8 @@ def evaluate_unpaired(
 
 
 def _colour_error_of_result(result: TryOnResult, size: tuple[int, int]) -> torch.Tensor:
-    """`warped_colour_error` of a pipeline result's network output (before the post-processing), at `size`."""
+    """`warped_colour_error` of a pipeline result's try-on output (`TryOnResult.generated`: the network's, with
+    the garment detail the pipeline adds, before the post-processing) at `size`, the network's own."""
     import cv2
 
     def tensor(image: np.ndarray) -> torch.Tensor:
