@@ -125,7 +125,9 @@ class Augmentation:
         (evaluation only; needs the caches' parsing and category, which packs do not keep).
     fill_prob: probability of `refill_warped`: the warped garment's white around it (and in the holes a shrink
         cut) replaced by a random colour, so that white no longer tells the network "no garment here" and it
-        must read that from the warped mask (white areas inside garments were painted over, session 21).
+        must read that from the warped mask (white areas inside garments were painted over, session 21). A
+        45-minute fine-tune of the shipped weights with 0.5 made colours worse, not better (try-on card, "Keeping
+        the garment's colours"); off by default.
     """
 
     flip_prob: float = 0.5
