@@ -211,6 +211,7 @@ def test_health_openapi_docs_page_and_examples(client: TestClient) -> None:
     health = client.get("/healthz").json()
     assert health["status"] == "ok"
     assert (health["workers"], health["capacity"], health["in_flight"]) == (1, 1 + health["queue_size"], 0)
+    assert health["defaults"] == {"sharp_garment": False, "mirror_average": False}
 
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/try-on"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
@@ -338,6 +339,9 @@ def test_served_pipelines_can_keep_the_garment_sharp() -> None:
     assert sharp.sharp_garment and not plain.sharp_garment
     (mirror,) = load_pipelines(1, None, None, None, warmup=False, mirror_average=True)
     assert mirror.mirror_average and not plain.mirror_average and not mirror.sharp_garment
+    # /healthz says what a request gets without the fields (the web page starts its checkboxes from it).
+    with make_client(mirror) as client:
+        assert client.get("/healthz").json()["defaults"] == {"sharp_garment": False, "mirror_average": True}
 
 
 def test_result_json_sends_the_person_crop() -> None:

@@ -196,3 +196,15 @@ def test_bad_upload_shows_the_servers_message(
     assert "person: not an image file" in text, text
     assert browser.find_element("id", "submit").is_enabled()  # the user can try again
     full_page_screenshot(browser, shots / "serve_browser_error.png")
+
+
+def test_page_starts_from_the_servers_defaults(browser: Chrome, tmp_path: Path) -> None:
+    """A server started with --mirror-average: the page ticks that box from /healthz's defaults (it always sends
+    both mode fields, so an unticked box would override the server's setting)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    args = ["--mirror-average", "--no-warmup", "--log-level", "warning"]
+    with ServerProcess(args, tmp_path / "server.log") as mirrored:
+        open_page(browser, mirrored)
+        WebDriverWait(browser, 20).until(lambda d: d.find_element("id", "mirror-average").is_selected())
+        assert not browser.find_element("id", "sharp-garment").is_selected()

@@ -233,9 +233,14 @@ def create_app(pipelines: Sequence[TryOnCallable], config: ServeConfig | None = 
         body, media_type, headers = await _run(pool, job, config)
         return Response(content=body, media_type=media_type, headers=headers)
 
-    @app.get("/healthz", summary="Liveness and load")
+    # What a request gets when it leaves a mode's form field out (`serve --sharp-garment` / `--mirror-average`): the
+    # pipelines' own settings, the same for every worker. The web page starts its checkboxes from them.
+    defaults = {name: bool(getattr(pipelines[0], name, False)) for name in ("sharp_garment", "mirror_average")}
+
+    @app.get("/healthz", summary="Liveness, load and the server's defaults")
     async def healthz() -> dict[str, Any]:
-        """`status` is "ok" whenever the server answers: models are loaded before it starts listening."""
+        """`status` is "ok" whenever the server answers: models are loaded before it starts listening. `defaults`:
+        the modes a request gets without their form fields."""
         return {
             "status": "ok",
             "version": __version__,
@@ -243,6 +248,7 @@ def create_app(pipelines: Sequence[TryOnCallable], config: ServeConfig | None = 
             "queue_size": config.queue_size,
             "in_flight": pool.in_flight,
             "capacity": pool.capacity,
+            "defaults": defaults,
         }
 
     @app.get("/v1/examples", summary="The bundled example pairs")

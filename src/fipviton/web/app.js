@@ -206,7 +206,21 @@ function submit(event) {
   xhr.send(form);
 }
 
+// The checkboxes start from the server's defaults (`serve --sharp-garment`, `--mirror-average`), since the page
+// always sends both fields and would otherwise override them.
+async function loadDefaults() {
+  try {
+    const response = await fetch("/healthz");
+    const { defaults } = await response.json();
+    $("sharp-garment").checked = Boolean(defaults && defaults.sharp_garment);
+    $("mirror-average").checked = Boolean(defaults && defaults.mirror_average);
+  } catch (error) {
+    // An old server without defaults: the boxes stay unticked, as before.
+  }
+}
+
 wireSlot("person");
 wireSlot("garment");
 $("tryon-form").addEventListener("submit", submit);
 loadExamples();
+loadDefaults();
