@@ -314,10 +314,9 @@ def evaluate_unpaired(
 def _colour_error_of_result(result: TryOnResult, size: tuple[int, int]) -> torch.Tensor:
     """`warped_colour_error` of a pipeline result's try-on output (`TryOnResult.generated`: the network's, with
     the garment detail the pipeline adds, before the post-processing) at `size`, the network's own."""
-    import cv2
 
     def tensor(image: np.ndarray) -> torch.Tensor:
-        small = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
+        small = _fit(image, size).astype(np.float32)
         return torch.from_numpy(small).reshape(1, size[0], size[1], -1).permute(0, 3, 1, 2)
 
     mask = tensor(result.warped_mask.astype(np.float32))
