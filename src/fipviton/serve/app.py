@@ -62,7 +62,11 @@ class TryOnOutput(Protocol):
 
 
 class TryOnCallable(Protocol):
-    """What the API needs from `fipviton.pipeline.TryOnPipeline`: (person, garment, category) -> result."""
+    """What the API needs from `fipviton.pipeline.TryOnPipeline`: (person, garment, category) -> result, and the
+    modes a call gets when it does not choose them."""
+
+    sharp_garment: bool
+    mirror_average: bool
 
     def __call__(
         self,
@@ -235,7 +239,7 @@ def create_app(pipelines: Sequence[TryOnCallable], config: ServeConfig | None = 
 
     # What a request gets when it leaves a mode's form field out (`serve --sharp-garment` / `--mirror-average`): the
     # pipelines' own settings, the same for every worker. The web page starts its checkboxes from them.
-    defaults = {name: bool(getattr(pipelines[0], name, False)) for name in ("sharp_garment", "mirror_average")}
+    defaults = {"sharp_garment": pipelines[0].sharp_garment, "mirror_average": pipelines[0].mirror_average}
 
     @app.get("/healthz", summary="Liveness, load and the server's defaults")
     async def healthz() -> dict[str, Any]:
