@@ -261,19 +261,14 @@ class HumanParser(nn.Module):
         dtype: store the floating-point tensors in this type (torch.float16: half the file; loading casts them
         back to the model's type). None keeps their own.
         """
-        from safetensors.torch import save_file
+        from fipviton.weights_file import write_weights
 
         if self.fused:
             raise RuntimeError("a parser with fused BatchNorm (fuse_batchnorm) cannot be saved: save the unfused one")
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        if dtype is not None:
-            state = {key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()}
-        tmp = directory / (WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp), metadata={"format": "pt"})
-        tmp.replace(directory / WEIGHTS_NAME)
+        write_weights(self.state_dict(), directory / WEIGHTS_NAME, dtype, model="fipviton.HumanParser")
         (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
 
     def warm_start_from(self, directory: str | Path) -> list[str]:

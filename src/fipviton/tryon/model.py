@@ -293,16 +293,11 @@ class TryOnModel(nn.Module):
         dtype: store the floating-point tensors in this type (e.g. torch.float16: half the file; loading casts
         them back to the model's type). None keeps their own.
         """
-        from safetensors.torch import save_file
+        from fipviton.weights_file import write_weights
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.trainable_state_dict().items()}
-        if dtype is not None:
-            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-        tmp = directory / (WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp), metadata={"format": "pt", "model": "fipviton.TryOnModel"})
-        tmp.replace(directory / WEIGHTS_NAME)
+        write_weights(self.trainable_state_dict(), directory / WEIGHTS_NAME, dtype, model="fipviton.TryOnModel")
         self.config.save(directory / CONFIG_NAME)
 
     def load_trainable_state_dict(

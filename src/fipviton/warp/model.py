@@ -356,15 +356,12 @@ class WarpNet(nn.Module):
         dtype: store the floating-point tensors in this type (torch.float16: half the file; loading casts them
         back to the model's type). None keeps their own.
         """
-        from safetensors.torch import save_file
+        from fipviton.weights_file import write_weights
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-        state = {key: value.detach().contiguous().cpu() for key, value in self.state_dict().items()}
-        if dtype is not None:
-            state = {key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()}
-        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model": "fipviton.WarpNet"})
+        write_weights(self.state_dict(), directory / WEIGHTS_NAME, dtype, model="fipviton.WarpNet")
 
     def warm_start_from(self, directory: str | Path) -> list[str]:
         """Copy the weights of a saved warping model into this one (the start of a fresh training run).
