@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 # Besides the warp cache's own code: this file and the warping network's code (its outputs are cached).
 OUTPUTS_CODE = ("fipviton.tryon.cache", "fipviton.warp.model", "fipviton.warp.flow")
 DEFAULT_CACHE_ROOT = Path(__file__).resolve().parents[3] / "cache"
-_CATEGORIES = ("upper_body", "lower_body", "dresses")
 
 # A warper maps a batch of warp-cache records (as collated by `WarpCache.collate`) to (warped garment
 # (B, 3, H, W) in [-1, 1], warped mask (B, 1, H, W) in [0, 1]) at the cache size.
@@ -79,6 +78,7 @@ def warpnet_warper(weights: str | Path | None = None, device: str = "cpu") -> tu
 def agnostic_mask_of(record: dict) -> np.ndarray:
     """The agnostic mask (H, W) bool of one warp-cache record (person, parsing, keypoints, category)."""
     from fipviton.agnostic import build_agnostic
+    from fipviton.warp.cache import record_category
 
     person = np.asarray(record["person"])
     height, width = person.shape[:2]
@@ -87,7 +87,7 @@ def agnostic_mask_of(record: dict) -> np.ndarray:
     keypoints[present, 0] = keypoints[present, 0] * width - 0.5  # the warp cache stores normalised x, y
     keypoints[present, 1] = keypoints[present, 1] * height - 0.5
     keypoints[~present] = 0.0
-    category = _CATEGORIES[int(record["category"])]
+    category = record_category(record)
     has_pose = bool(present.any())
     return build_agnostic(person, np.asarray(record["parsing"]), keypoints if has_pose else None, category).mask
 

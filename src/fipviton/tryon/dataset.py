@@ -98,13 +98,11 @@ def perfect_warp(person: np.ndarray, record: dict[str, np.ndarray | int]) -> tup
     """The person's own garment as a warp would give it: (H, W, 3) uint8 `person` inside the record's garment
     region (its "parsing" == the label of its "category"), white outside, and that region as a (H, W) uint8
     0/255 mask. ValueError for a record without real labels and a category (a pack's)."""
-    from fipviton.warp.cache import CATEGORIES
-    from fipviton.warp.conditioning import CATEGORY_LABEL
+    from fipviton.warp.cache import record_garment_label
 
     if "category" not in record:
         raise ValueError("a perfect warp needs the parsing and category of the caches (packs keep neither)")
-    label = CATEGORY_LABEL[CATEGORIES[int(record["category"])].value]  # type: ignore[arg-type]
-    region = np.asarray(record["parsing"]) == label
+    region = np.asarray(record["parsing"]) == record_garment_label(record)
     garment = np.where(region[..., None], person, 255).astype(np.uint8)
     return garment, region.astype(np.uint8) * 255
 

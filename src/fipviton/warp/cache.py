@@ -55,6 +55,16 @@ _IMAGE_FIELDS = ("person", "garment")
 _MAP_FIELDS = ("garment_mask", "parsing", "agnostic", "body_parts")
 
 
+def record_category(record: dict) -> Category:
+    """The garment category of one cache record (stored as its index into `CATEGORIES`)."""
+    return CATEGORIES[int(record["category"])]
+
+
+def record_garment_label(record: dict) -> int:
+    """The parsing label of one cache record's garment region (`CATEGORY_LABEL` of its category)."""
+    return int(CATEGORY_LABEL[record_category(record).value])
+
+
 def body_part_map(sample: TryOnSample) -> np.ndarray:
     """The dense body-part map the warping module is trained with: always derived from parsing + keypoints.
 
@@ -205,9 +215,7 @@ class WarpCache(Dataset):
         person = stack("person").permute(0, 3, 1, 2).float() / 127.5 - 1
         garment = stack("garment").permute(0, 3, 1, 2).float() / 127.5 - 1
         parsing = stack("parsing")
-        labels = torch.tensor(
-            [int(CATEGORY_LABEL[CATEGORIES[int(r["category"])].value]) for r in records], dtype=torch.uint8
-        )
+        labels = torch.tensor([record_garment_label(r) for r in records], dtype=torch.uint8)
         region = (parsing == labels[:, None, None]).float()[:, None]
         return CachedBatch(
             person=person,
