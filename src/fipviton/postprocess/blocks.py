@@ -90,6 +90,14 @@ class PostProcessConfig:
     background_margin_fraction: how far from the clothes being replaced a backdrop pixel must be to be
         restored, 0.015 s: 3.3 px at 256x192, 13 px at 1024x768. Parsers miss the blurred border of clothes;
         restored, it would come back as a fringe of the old garment.
+    backdrop_tolerance: inside that margin (and outside the new garment's), a backdrop-labelled pixel is
+        restored after all where the photo there has the colour of the backdrop around it: largest RGB
+        difference to the local backdrop colour (`backdrop_colour`) at most this many uint8 levels. Such a
+        pixel cannot bring back a fringe of another colour, and without it the network's near-white backdrop
+        shows there as a pale rim on any other backdrop. 0 turns it off; needs the person photo
+        (`identity_mask(..., person=)`).
+    backdrop_colour_fraction: the radius of the neighbourhood the local backdrop colour is the mean of, 0.05 s:
+        11 px at 256x192, 44 px at 1024x768.
     """
 
     paste_back: bool = True
@@ -101,11 +109,20 @@ class PostProcessConfig:
     min_area_fraction: float = 2e-4
     restore_background: bool = True
     background_margin_fraction: float = 0.015
+    backdrop_tolerance: float = 16.0
+    backdrop_colour_fraction: float = 0.05
 
     def __post_init__(self) -> None:
         if self.blend not in BLENDS:
             raise ValueError(f"blend must be one of {BLENDS}, got {self.blend!r}")
-        for name in ("feather_fraction", "garment_margin_fraction", "min_area_fraction", "background_margin_fraction"):
+        for name in (
+            "feather_fraction",
+            "garment_margin_fraction",
+            "min_area_fraction",
+            "background_margin_fraction",
+            "backdrop_tolerance",
+            "backdrop_colour_fraction",
+        ):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.garment_threshold <= 1:
@@ -216,6 +233,7 @@ def identity_mask(
     category: Category | str,
     config: PostProcessConfig | None = None,
     person_mask: np.ndarray | None = None,
+    person: np.ndarray | None = None,
 ) -> np.ndarray:
     """(H, W) bool: the pixels the conditional block restores.
 
@@ -231,7 +249,9 @@ def identity_mask(
     restored: it would bring back the old garment.
     With `restore_background`, also the backdrop: "background" pixels that reach the image border through
     background, outside `person_mask` when given, and farther than `background_margin_fraction * sqrt(H * W)`
-    from the clothes being replaced (labels outside `IDENTITY_LABELS[category]`).
+    from the clothes being replaced (labels outside `IDENTITY_LABELS[category]`); with `person` ((H, W, 3)
+    uint8, the original photo) and `backdrop_tolerance`, also the backdrop-labelled pixels inside that margin
+    whose colour is the local backdrop's (`backdrop_coloured`).
     """
     config = config or PostProcessConfig()
     category = _category(category)
@@ -243,13 +263,17 @@ def identity_mask(
     check_mask("warped_mask", warped_mask, hw, "soft")
     if person_mask is not None:
         check_mask("person_mask", person_mask, hw)
+    if person is not None:
+        check_image("person", person, hw)
 
     identity = has_label(parsing, IDENTITY_LABELS[category])
     keep = identity.copy()
     on_person = _enclosed_background(parsing)
+    backdrop = np.zeros(hw, dtype=bool)
     if config.restore_background:
         backdrop_margin = config.background_margin_fraction * image_size(hw)
-        keep |= _backdrop(parsing, identity, on_person, person_mask, backdrop_margin)
+        backdrop = _backdrop(parsing, identity, on_person, person_mask, backdrop_margin)
+        keep |= backdrop
     keep &= agnostic_mask
 
     garment = (warped_mask >= config.garment_threshold).astype(np.uint8)
@@ -257,6 +281,10 @@ def identity_mask(
     if margin >= 0.5:
         garment = cv2.dilate(garment, _ellipse(margin))
     keep &= garment == 0
+    if person is not None and config.restore_background and config.backdrop_tolerance > 0:
+        near_clothes = (parsing == Label.BACKGROUND) & ~on_person & agnostic_mask & (garment == 0) & ~keep
+        radius = config.backdrop_colour_fraction * image_size(hw)
+        keep |= backdrop_coloured(person, near_clothes, backdrop, radius, config.backdrop_tolerance)
     keep = _drop_specks(keep, config.min_area_fraction * hw[0] * hw[1])
     if person_mask is not None:
         on_person |= (parsing == Label.BACKGROUND) & person_mask
@@ -277,6 +305,32 @@ def _backdrop(
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * k + 1, 2 * k + 1))
     backdrop = (parsing == Label.BACKGROUND) & ~enclosed & (cv2.dilate(replaced.astype(np.uint8), square) == 0)
     return backdrop & ~person_mask if person_mask is not None else backdrop
+
+
+def backdrop_colour(person: np.ndarray, backdrop: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """The local colour of the backdrop: (H, W, 3) float32, the mean of `person` (H, W, 3) uint8 over the
+    `backdrop` pixels ((H, W) bool) in a square of half-width `radius` px around each pixel, and (H, W) bool,
+    where that square holds enough of them (a tenth of it) for the mean to say anything."""
+    size = 2 * max(1, round(radius)) + 1
+    weight = cv2.blur(backdrop.astype(np.float32), (size, size), borderType=cv2.BORDER_CONSTANT)
+    total = cv2.blur(person.astype(np.float32) * backdrop[..., None], (size, size), borderType=cv2.BORDER_CONSTANT)
+    known = weight >= 0.1
+    return total / np.maximum(weight, 1e-6)[..., None], known
+
+
+def backdrop_coloured(
+    person: np.ndarray, candidates: np.ndarray, backdrop: np.ndarray, radius: float, tolerance: float
+) -> np.ndarray:
+    """(H, W) bool: the `candidates` whose colour in `person` differs from the local `backdrop_colour` by at
+    most `tolerance` uint8 levels in every channel. Only the candidates' box (grown by `radius`) is looked at."""
+    chosen = np.zeros_like(candidates)
+    box = mask_box(candidates, int(np.ceil(radius)) + 1)
+    if box is None or not backdrop[box].any():
+        return chosen
+    colour, known = backdrop_colour(person[box], backdrop[box], radius)
+    close = np.abs(person[box].astype(np.float32) - colour).max(axis=-1) <= tolerance
+    chosen[box] = candidates[box] & known & close
+    return chosen
 
 
 def _enclosed_background(parsing: np.ndarray) -> np.ndarray:

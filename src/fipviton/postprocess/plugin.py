@@ -66,7 +66,7 @@ def postprocess(
 
     image = paste_back(generated, person, agnostic_mask, config) if config.paste_back else generated.copy()
     if config.restore_identity:
-        restored = identity_mask(parsing, warped_mask, agnostic_mask, category, config, person_mask)
+        restored = identity_mask(parsing, warped_mask, agnostic_mask, category, config, person_mask, person)
         # With paste back, the person's pixels outside the agnostic region are final: no seam goes there.
         seam = agnostic_mask if config.paste_back else None
         image = restore_identity(image, person, restored, config, seam)
