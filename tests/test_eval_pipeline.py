@@ -358,3 +358,32 @@ def test_eval_pipeline_framing_and_weight_folders(
     assert scores[True] != scores[False]  # the crop changed the try-on
     code, _, stderr = _run(capsys, *base, "--out", str(tmp_path / "bad"), "--tryon-weights", str(tmp_path))
     assert code == 1 and "Traceback" not in stderr
+
+
+def test_eval_pipeline_postprocess_ablation(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--postprocess NAME=VALUE changes the post-processing (the paper's ablation of its conditional block), is
+    recorded in metrics.json, the command and the report; a wrong field or value is a usage error."""
+    data = require(data_dir / "viton_resize")
+    base = ["--data", str(data), "--pairs", "paired", "--limit", "2", "--repaint"]
+    scores = {}
+    for name, extra in (("shipped", []), ("ablated", ["--postprocess", "restore_identity=false"])):
+        out = tmp_path / name
+        code, _, _ = _run(capsys, *base, *extra, "--out", str(out))
+        assert code == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["setting"]["postprocess"]["restore_identity"] is (name == "shipped")
+        assert ("--postprocess restore_identity=false" in metrics["command"]) is (name == "ablated")
+        report = (out / "report.md").read_text()
+        assert ("changed: restore_identity=False" if extra else "post-processing: as shipped") in report
+        scores[name] = metrics["repaint"]["ssim"]
+    assert scores["ablated"] < scores["shipped"]  # the person's own skin and backdrop, given back, are the truth
+    for bad, message in (
+        ("restore_identity=maybe", "restore_identity takes true or false"),
+        ("no_such_knob=1", "expected NAME=VALUE"),
+        ("feather_fraction=-1", "feather_fraction must be >= 0"),
+    ):
+        with pytest.raises(SystemExit) as exited:  # argparse: usage error
+            _run(capsys, *base, "--postprocess", bad, "--out", str(tmp_path / "bad"))
+        stderr = capsys.readouterr().err
+        assert exited.value.code == 2 and f"argument --postprocess: {message}" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "bad").exists()

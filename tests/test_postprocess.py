@@ -18,6 +18,7 @@ from fipviton.postprocess import (
     IDENTITY_LABELS,
     PostProcessConfig,
     PostProcessResult,
+    config_from_overrides,
     identity_mask,
     paste_back,
     postprocess,
@@ -398,3 +399,19 @@ def test_real_person_arms_restored(data_dir: Path) -> None:
     assert not result.restored_mask[warped > 0].any()
     assert np.array_equal(result.image[result.restored_mask], sample.person[result.restored_mask])
     print(f"real person {sample.person_id}: {result.restored_mask[arms].mean():.3f} of the masked bare arms restored")
+
+
+def test_config_from_overrides() -> None:
+    config = config_from_overrides(["restore_identity=false", "backdrop-tolerance=8", "blend=feather"])
+    assert config == PostProcessConfig(restore_identity=False, backdrop_tolerance=8.0, blend="feather")
+    assert config_from_overrides([]) == PostProcessConfig()
+    for bad, message in (
+        ("restore_identity", "NAME=VALUE"),
+        ("colour=red", "NAME=VALUE"),
+        ("paste_back=perhaps", "true or false"),
+        ("feather_fraction=wide", "takes a number"),
+        ("feather_fraction=-1", "must be >= 0"),
+        ("blend=median", "blend must be one of"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            config_from_overrides([bad])

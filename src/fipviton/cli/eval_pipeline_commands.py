@@ -3,6 +3,7 @@
     fipviton eval pipeline --data DIR --pairs paired|unpaired --out DIR [--split test]
         [--category upper_body|lower_body|dresses] [--size 256x192|512x384|1024x768] [--repaint/--no-repaint]
         [--limit N] [--steps N] [--seed N] [--threads N] [--no-framing] [--sharp-garment] [--mirror-average]
+        [--postprocess NAME=VALUE ...]
         [--parser-weights DIR] [--warp-weights DIR] [--tryon-weights DIR]
         [--inception PATH] [--lpips-alex PATH --alexnet PATH] [--lpips-squeeze PATH --squeezenet PATH]
 
@@ -41,6 +42,16 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def _override(text: str) -> str:
+    from fipviton.postprocess import config_from_overrides
+
+    try:
+        config_from_overrides([text])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -93,6 +104,15 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="run the try-on network on each photo and on its mirror image and average the two (try-on "
         "--mirror-average; twice the network's time)",
     )
+    parser.add_argument(
+        "--postprocess",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a field of the post-processing's PostProcessConfig, for ablations (repeatable), e.g. "
+        "restore_identity=false, backdrop_tolerance=0, blend=feather",
+    )
     parser.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's choice)")
     for name in ("parser", "warp", "tryon"):
         parser.add_argument(
@@ -125,6 +145,8 @@ def command_line(args: argparse.Namespace) -> str:
         parts.append("--sharp-garment")
     if args.mirror_average:
         parts.append("--mirror-average")
+    for override in args.postprocess:
+        parts += ["--postprocess", override]
     if args.threads:
         parts += ["--threads", str(args.threads)]
     for name in ("parser", "warp", "tryon"):
@@ -142,6 +164,7 @@ def run_eval_pipeline(args: argparse.Namespace) -> int:
     import torch
 
     from fipviton.eval.pipeline import MetricWeights, PipelineEvalOptions, evaluate_pipeline
+    from fipviton.postprocess import config_from_overrides
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -158,6 +181,7 @@ def run_eval_pipeline(args: argparse.Namespace) -> int:
         framing=args.framing,
         sharp_garment=args.sharp_garment,
         mirror_average=args.mirror_average,
+        postprocess=config_from_overrides(args.postprocess) if args.postprocess else None,
         parser_weights=args.parser_weights,
         warp_weights=args.warp_weights,
         tryon_weights=args.tryon_weights,

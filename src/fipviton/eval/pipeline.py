@@ -38,6 +38,7 @@ On a CPU, one process per core (run so on 2 cores; `accelerate launch --cpu --nu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -55,6 +56,7 @@ from fipviton.errors import DatasetError, FipvitonError, WeightsError
 from fipviton.eval.identity import IDENTITY_REGIONS, PSNR_CAP, identity_regions, identity_scores
 from fipviton.eval.metrics import LPIPS, InceptionFeatures, fid, kid
 from fipviton.imageio import check_output_folder
+from fipviton.postprocess import PostProcessConfig
 
 if TYPE_CHECKING:
     from fipviton.data.readers import BaseReader
@@ -94,6 +96,8 @@ class PipelineEvalOptions:
     framing: try on in a person crop and a garment framed like the training photos (`fipviton.framing`).
     sharp_garment: the pipeline's sharp-garment mode (`TryOnPipeline`).
     mirror_average: the try-on network run on each photo and its mirror image, averaged (`TryOnPipeline`).
+    postprocess: the post-processing's switches and knobs (None: `PostProcessConfig()`, as shipped); recorded in
+        `metrics.json`, so an ablation says what it changed.
     parser_weights, warp_weights, tryon_weights: weight folders (None: the shipped ones).
     command: the command line to record in the report.
     """
@@ -110,6 +114,7 @@ class PipelineEvalOptions:
     framing: bool = True
     sharp_garment: bool = False
     mirror_average: bool = False
+    postprocess: PostProcessConfig | None = None
     parser_weights: Path | None = None
     warp_weights: Path | None = None
     tryon_weights: Path | None = None
@@ -337,6 +342,7 @@ def evaluate_pipeline(
             framing=options.framing,
             sharp_garment=options.sharp_garment,
             mirror_average=options.mirror_average,
+            postprocess=options.postprocess,
         )
 
     parts = options.out / "parts"
@@ -541,6 +547,7 @@ def aggregate(
             "framing": options.framing,
             "sharp_garment": options.sharp_garment,
             "mirror_average": options.mirror_average,
+            "postprocess": dataclasses.asdict(options.postprocess or PostProcessConfig()),
             "weights": {
                 name: str(folder) if folder is not None else "shipped"
                 for name, folder in (
@@ -625,6 +632,7 @@ def render_report(metrics: dict) -> str:
         f"- limit: {_limit_text(setting['limit'])}; seed {setting['seed']}",
         f"- processes: {setting.get('processes', 1)}, device {setting.get('device', 'cpu')}",
         f"- FID/KID reference set: {setting['reference_set']}",
+        f"- post-processing: {_postprocess_text(setting.get('postprocess'))}",
         "",
         "## Command",
         "",
@@ -698,6 +706,13 @@ def render_report(metrics: dict) -> str:
     if grid:
         lines += ["## Samples", "", f"![samples]({grid})", ""]
     return "\n".join(lines)
+
+
+def _postprocess_text(config: dict | None) -> str:
+    """The post-processing fields that differ from `PostProcessConfig`'s defaults, or "as shipped"."""
+    defaults = dataclasses.asdict(PostProcessConfig())
+    changed = [f"{name}={value}" for name, value in (config or {}).items() if defaults.get(name) != value]
+    return "as shipped (PostProcessConfig defaults)" if not changed else "changed: " + ", ".join(changed)
 
 
 def _mode_text(mode: str) -> str:

@@ -13,6 +13,7 @@ Two blocks (`../shared/DESIGN.md` section 4 item 6), each switchable in `PostPro
 from fipviton.postprocess.blocks import (
     IDENTITY_LABELS,
     PostProcessConfig,
+    config_from_overrides,
     identity_mask,
     paste_back,
     restore_identity,
@@ -23,6 +24,7 @@ __all__ = [
     "IDENTITY_LABELS",
     "PostProcessConfig",
     "PostProcessResult",
+    "config_from_overrides",
     "identity_mask",
     "paste_back",
     "postprocess",

@@ -129,6 +129,35 @@ class PostProcessConfig:
             raise ValueError(f"garment_threshold must be in (0, 1], got {self.garment_threshold}")
 
 
+def config_from_overrides(overrides: list[str] | tuple[str, ...]) -> PostProcessConfig:
+    """A `PostProcessConfig` with some fields set from "name=value" texts (a command line's ablation switches,
+    e.g. "backdrop_tolerance=0", "restore_identity=false"); the rest keep their defaults. ValueError naming the
+    field or the value for anything else."""
+    import dataclasses
+
+    defaults = PostProcessConfig()
+    kinds = {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(PostProcessConfig)}
+    values: dict[str, object] = {}
+    for text in overrides:
+        name, sep, value = text.partition("=")
+        name, value = name.strip().replace("-", "_"), value.strip()
+        if not sep or name not in kinds:
+            raise ValueError(f"expected NAME=VALUE with NAME one of {', '.join(kinds)}; got {text!r}")
+        kind = kinds[name]
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError(f"{name} takes true or false, got {value!r}")
+            values[name] = value.lower() in ("true", "1", "yes", "on")
+        elif kind is float:
+            try:
+                values[name] = float(value)
+            except ValueError:
+                raise ValueError(f"{name} takes a number, got {value!r}") from None
+        else:
+            values[name] = value
+    return dataclasses.replace(defaults, **values)  # __post_init__ checks the ranges
+
+
 def image_size(shape: tuple[int, ...]) -> float:
     """The length all pixel sizes are fractions of: sqrt(H * W) of an (H, W, ...) shape."""
     return float(np.sqrt(shape[0] * shape[1]))
