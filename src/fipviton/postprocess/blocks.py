@@ -15,8 +15,9 @@ Blocks:
 * `identity_mask` + `restore_identity` (conditional): inside the agnostic region, the pixels of identity
   labels (skin, hair, face, accessories, the clothes of the other body half: `IDENTITY_LABELS`) and of the
   backdrop away from the person that the new garment (dilated by a margin) does not cover are given back
-  exactly; the seam is blended in a band just outside them, on the generated side (Poisson or feathered
-  alpha, see `PostProcessConfig`).
+  exactly (near the replaced clothes, only backdrop pixels that have the local backdrop's colour); the seam
+  is blended in a band just outside them, on the generated side (Poisson or feathered alpha, see
+  `PostProcessConfig`).
 
 Every size (seam width, garment margin, speck area) is a fraction of the image size `sqrt(H * W)`, so the
 behaviour is the same at 256x192 and 1024x768.
