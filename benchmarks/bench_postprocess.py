@@ -5,7 +5,8 @@ Usage: `python benchmarks/bench_postprocess.py [--repeat N] [--threads N] [--jso
 The pipeline runs once per example pair (`fipviton/examples/pairs.txt`, VITON-HD photos at 1024x768) to get
 the post-processing's inputs: the network's output, the agnostic mask, the parsing, the warped garment's mask
 and the person mask. Then `postprocess` is timed on them with the default configuration, with the feathered
-seam instead of the Poisson one, and without the backdrop restore, and so are its three blocks (`paste_back`,
+seam instead of the Poisson one, without the backdrop-colour rule (backdrop by the replaced clothes), and without
+the backdrop restore, and so are its three blocks (`paste_back`,
 `identity_mask`, `restore_identity`) with the defaults. Medians over the pairs' medians are in milliseconds,
 after one warm-up run per step; post-processing is numpy and OpenCV, so torch's threads only matter for the
 pipeline run that prepares the inputs.
@@ -44,9 +45,9 @@ def _time_pair(result: TryOnResult, configs: dict[str, PostProcessConfig], repea
         for name, config in configs.items()
     }
     pasted = paste_back(generated, person, mask, default)
-    restored = identity_mask(parsing, warped_mask, mask, category, default, person_mask)
+    restored = identity_mask(parsing, warped_mask, mask, category, default, person_mask, person)
     steps["paste_back"] = lambda: paste_back(generated, person, mask, default)
-    steps["identity_mask"] = lambda: identity_mask(parsing, warped_mask, mask, category, default, person_mask)
+    steps["identity_mask"] = lambda: identity_mask(parsing, warped_mask, mask, category, default, person_mask, person)
     steps["restore_identity"] = lambda: restore_identity(pasted, person, restored, default, mask)
     return {name: _time(step, repeat)["median_ms"] for name, step in steps.items()}
 
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = {
         "postprocess (default: poisson seam)": default,
         "postprocess, feathered seam": replace(default, blend="feather"),
+        "postprocess, no backdrop-colour rule": replace(default, backdrop_tolerance=0),
         "postprocess, no backdrop restore": replace(default, restore_background=False),
     }
     per_pair: dict[str, list[float]] = {}
