@@ -415,3 +415,26 @@ def test_config_from_overrides() -> None:
     ):
         with pytest.raises(ValueError, match=message):
             config_from_overrides([bad])
+
+
+def test_backdrop_colour_on_a_grid_follows_a_gradient() -> None:
+    """At large radii the local backdrop colour is taken on a coarse grid (`colour_step`); on a backdrop that
+    changes slowly (a lit wall), it stays within a level or two of the exact mean, and it is unknown far from
+    any backdrop pixel."""
+    from fipviton.postprocess.blocks import backdrop_colour, colour_step
+
+    h, w = 768, 576
+    ramp = np.linspace(60, 200, w, dtype=np.float32)
+    person = np.broadcast_to(np.stack([ramp, ramp[::-1], np.full(w, 128, np.float32)], -1), (h, w, 3))
+    person = np.ascontiguousarray(np.rint(person).astype(np.uint8))
+    backdrop = np.ones((h, w), bool)
+    backdrop[:, 200:400] = False  # a person-wide gap with no backdrop in it
+    radius = 0.05 * np.sqrt(h * w)  # 33 px
+    step = colour_step(radius)
+    assert step == 4 and colour_step(11.0) == 1
+    colour, known = backdrop_colour(person, backdrop, radius)
+    exact, exact_known = backdrop_colour(person, backdrop, 11.0)  # step 1: the plain mean
+    y, x = 300, 150
+    assert np.abs(colour[y // step, x // step] - person[y, x]).max() <= 2
+    assert np.abs(exact[y, x] - person[y, x]).max() <= 1 and exact_known[y, x]
+    assert not known[y // step, 300 // step]  # the middle of the gap: no backdrop within reach

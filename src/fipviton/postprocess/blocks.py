@@ -338,14 +338,27 @@ def _backdrop(
 
 
 def backdrop_colour(person: np.ndarray, backdrop: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """The local colour of the backdrop: (H, W, 3) float32, the mean of `person` (H, W, 3) uint8 over the
-    `backdrop` pixels ((H, W) bool) in a square of half-width `radius` px around each pixel, and (H, W) bool,
-    where that square holds enough of them (a tenth of it) for the mean to say anything."""
-    size = 2 * max(1, round(radius)) + 1
-    weight = cv2.blur(backdrop.astype(np.float32), (size, size), borderType=cv2.BORDER_CONSTANT)
-    total = cv2.blur(person.astype(np.float32) * backdrop[..., None], (size, size), borderType=cv2.BORDER_CONSTANT)
-    known = weight >= 0.1
-    return total / np.maximum(weight, 1e-6)[..., None], known
+    """The local colour of the backdrop: (h, w, 3) float32, the mean of `person` (H, W, 3) uint8 over the
+    `backdrop` pixels ((H, W) bool) in a square of half-width `radius` px around each pixel, and (h, w) bool,
+    where that square holds enough of them (a tenth of it) for the mean to say anything. (h, w) = (H, W) // step
+    with step = `colour_step(radius)`: a mean over a square of 2 * radius px changes little from one pixel to
+    the next, so it is taken on a grid `step` px apart (pixel (y, x) reads cell (y // step, x // step))."""
+    step = colour_step(radius)
+    h, w = backdrop.shape[0] // step, backdrop.shape[1] // step
+    weight = backdrop.astype(np.float32)
+    total = person.astype(np.float32) * weight[..., None]
+    if step > 1:  # area averages of whole cells (the last partial row / column of cells is dropped)
+        weight = cv2.resize(weight[: h * step, : w * step], (w, h), interpolation=cv2.INTER_AREA)
+        total = cv2.resize(total[: h * step, : w * step], (w, h), interpolation=cv2.INTER_AREA)
+    size = 2 * max(1, round(radius / step)) + 1
+    weight = cv2.blur(weight, (size, size), borderType=cv2.BORDER_CONSTANT)
+    total = cv2.blur(total, (size, size), borderType=cv2.BORDER_CONSTANT)
+    return total / np.maximum(weight, 1e-6)[..., None], weight >= 0.1
+
+
+def colour_step(radius: float) -> int:
+    """The grid step of `backdrop_colour`: 1 px up to a radius of 16 px, then radius / 8 (5 px at 1024x768)."""
+    return max(1, int(radius // 8)) if radius > 16 else 1
 
 
 def backdrop_coloured(
@@ -358,8 +371,12 @@ def backdrop_coloured(
     if box is None or not backdrop[box].any():
         return chosen
     colour, known = backdrop_colour(person[box], backdrop[box], radius)
-    close = np.abs(person[box].astype(np.float32) - colour).max(axis=-1) <= tolerance
-    chosen[box] = candidates[box] & known & close
+    step = colour_step(radius)
+    ys, xs = np.nonzero(candidates[box])
+    cy, cx = np.minimum(ys // step, colour.shape[0] - 1), np.minimum(xs // step, colour.shape[1] - 1)
+    difference = np.abs(person[box][ys, xs].astype(np.float32) - colour[cy, cx]).max(axis=-1)
+    close = (difference <= tolerance) & known[cy, cx]
+    chosen[box][ys[close], xs[close]] = True
     return chosen
 
 
