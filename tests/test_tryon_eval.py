@@ -164,6 +164,42 @@ def test_eval_tryon_unpaired_runs_the_pipeline(
     assert (columns[:3] == 0).all() and columns[3] > 0, columns
 
 
+def test_eval_tryon_unpaired_on_a_photo_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--pairs unpaired --data FOLDER` with a pairs.txt of photo paths (the bundled examples here, no dataset
+    needed): the pipeline from the photos alone, the colour score per pair; a pair it refuses is listed as failed
+    with its reason, and a folder without pairs.txt is refused."""
+    import shutil
+
+    from PIL import Image
+
+    from fipviton.examples import EXAMPLES_DIR
+
+    assert main(["eval", "tryon", "--data", str(EXAMPLES_DIR), "--pairs", "unpaired", "--limit", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["unpaired"]
+    assert report["source"] == "photo folder" and report["count"] == 2 and report["failed"] == []
+    assert [row["pair"] for row in report["per_pair"]] == [
+        "person/01861_00.jpg + garment/03032_00.jpg",
+        "person/00891_00.jpg + garment/00470_00.jpg",
+    ]
+    errors = [row["warped_colour_error"] for row in report["per_pair"]]
+    assert all(0 < e < 0.5 for e in errors) and report["warped_colour_error"] == pytest.approx(np.mean(errors))
+
+    folder = tmp_path / "photos"
+    shutil.copytree(EXAMPLES_DIR / "person", folder / "person")
+    shutil.copytree(EXAMPLES_DIR / "garment", folder / "garment")
+    blank = folder / "person" / "blank.png"
+    Image.new("RGB", (192, 256), (200, 200, 200)).save(blank)  # no person in it
+    pairs = ["person/blank.png garment/03032_00.jpg", "person/03615_00.jpg garment/09166_00.jpg"]
+    (folder / "pairs.txt").write_text("\n".join(pairs) + "\n")
+    assert main(["eval", "tryon", "--data", str(folder), "--pairs", "unpaired", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["unpaired"]
+    assert report["count"] == 1 and [row["pair"] for row in report["failed"]] == [pairs[0].replace(" ", " + ")]
+    assert "person" in report["failed"][0]["error"]
+    (folder / "pairs.txt").unlink()
+    assert main(["eval", "tryon", "--data", str(folder), "--pairs", "unpaired"]) == 1
+    assert "no pairs.txt" in capsys.readouterr().err
+
+
 def test_perfect_warp_is_the_person_s_own_garment() -> None:
     from fipviton.labels import Label
     from fipviton.tryon.dataset import perfect_warp

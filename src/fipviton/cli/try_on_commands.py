@@ -22,8 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fipviton.cli._usage import UsageError
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from fipviton.pipeline import TryOnPipeline, TryOnResult
-
-_CODES = {"0": Category.UPPER_BODY, "1": Category.LOWER_BODY, "2": Category.DRESSES}
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -91,19 +88,6 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
             f"--{name}-weights", type=Path, default=None, metavar="DIR", help=f"{name} weights (default: shipped)"
         )
     parser.set_defaults(func=run_try_on)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One pair of a list: where it comes from and the output name."""
-
-    person: str
-    garment: str
-    category: Category
-
-    @property
-    def name(self) -> str:
-        return f"{PurePosixPath(self.person).stem}__{PurePosixPath(self.garment).stem}"
 
 
 def _load_pipeline(args: argparse.Namespace) -> TryOnPipeline:
@@ -170,61 +154,10 @@ def _run_one(args: argparse.Namespace) -> int:
     return 0
 
 
-def _category(text: str) -> Category:
-    if text in _CODES:
-        return _CODES[text]
-    try:
-        return Category(text)
-    except ValueError:
-        raise DatasetError(f"unknown category {text!r} (expected upper_body, lower_body, dresses or 0/1/2)") from None
-
-
-def read_jobs(path: Path, default: Category, allow_subfolders: bool) -> list[Job]:
-    """The pairs of a list file; `DatasetError` naming every bad line (paths leaving the folder, column count)."""
-    from fipviton.data.pairs import unsafe_name_reason
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: pair list cannot be read ({exc})") from exc
-    jobs, problems = [], []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split()
-        where = f"{path.name}:{number}"
-        if len(parts) not in (2, 3):
-            problems.append(f"{where}: expected 2 or 3 columns, got {len(parts)}")
-            continue
-        names = parts[:2]
-        for name in names:
-            if allow_subfolders:
-                pure = PurePosixPath(name.replace("\\", "/"))
-                reason = None
-                if pure.is_absolute() or ".." in pure.parts or ":" in name:
-                    reason = f"{name!r} leaves the data folder"
-            else:
-                reason = unsafe_name_reason(name)
-            if reason:
-                problems.append(f"{where}: {reason}")
-        try:
-            category = _category(parts[2]) if len(parts) == 3 else default
-        except DatasetError as exc:
-            problems.append(f"{where}: {exc}")
-            continue
-        jobs.append(Job(names[0], names[1], category))
-    if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise DatasetError(f"pair list problems: {'; '.join(problems[:5])}{more}")
-    if not jobs:
-        raise DatasetError(f"{path}: the pair list has no pairs")
-    return jobs
-
-
 def _run_list(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from fipviton.data.pairs import read_photo_pairs
     from fipviton.data.readers import detect_layout, open_dataset
     from fipviton.data.sample import PairEntry
     from fipviton.imageio import check_output_folder, save_image
@@ -242,7 +175,7 @@ def _run_list(args: argparse.Namespace) -> int:
         reader = open_dataset(data)
     except DatasetError:
         reader = None
-    jobs = read_jobs(pairs_file, Category(args.category), allow_subfolders=reader is None)
+    jobs = read_photo_pairs(pairs_file, Category(args.category), allow_subfolders=reader is None)
     if args.limit is not None:
         jobs = jobs[: args.limit]
     names = [job.name for job in jobs]

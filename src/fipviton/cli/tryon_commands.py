@@ -170,10 +170,17 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         description=(
             "Paired: SSIM (torchmetrics, RGB, data range 1), PSNR and ST-LPIPS of the try-on module against the "
             "ground truth on a split's paired list, with the shipped warping module's outputs. Unpaired: the full "
-            "pipeline on the first --limit pairs, timing and a sample grid only (no ground truth)."
+            "pipeline on the first --limit pairs of the official unpaired list or of a photo folder's pairs.txt: "
+            "timing, the garment's colour score (warped_colour_error) and a sample grid (no ground truth)."
         ),
     )
-    evaluate.add_argument("--data", type=Path, required=True, help="dataset folder (e.g. ../shared/data/viton_resize)")
+    evaluate.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="dataset folder (e.g. ../shared/data/viton_resize); with --pairs unpaired also a photo folder with a "
+        "pairs.txt (e.g. ../shared/data/in_the_wild, or the bundled examples: src/fipviton/examples)",
+    )
     evaluate.add_argument("--split", default="test", choices=["train", "test"])
     evaluate.add_argument("--pairs", default="paired", choices=["paired", "unpaired"])
     evaluate.add_argument("--limit", type=int, default=None, help="only the first N pairs (unpaired default: 20)")

@@ -5,13 +5,16 @@ root-level lists, `person garment category` (0 upper body, 1 lower body, 2 dress
 plain file name inside the split (or category) folder: names with path separators, `..`, absolute paths or
 drive letters are reported as problems and never followed. Malformed lines (wrong column count, unknown
 category) are problems too. Blank lines and lines starting with `#` are ignored.
+
+A photo folder's list (`read_photo_pairs`: the in-the-wild photos, the bundled examples, a user's folder for
+`fipviton try-on --data DIR --pairs LIST`) names paths inside the folder instead, with an optional category column.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from fipviton.data.sample import Category, PairEntry
 from fipviton.errors import DatasetError
@@ -124,3 +127,73 @@ def read_pair_list(
             entry_category = CATEGORY_CODES[code]
         result.entries.append(PairEntry(person=parts[0], garment=parts[1], category=entry_category))
     return result
+
+
+@dataclass(frozen=True)
+class PhotoPair:
+    """One pair of a photo folder's list: person and garment paths relative to the folder, the category."""
+
+    person: str
+    garment: str
+    category: Category
+
+    @property
+    def name(self) -> str:
+        """The output name: `<person stem>__<garment stem>`."""
+        return f"{PurePosixPath(self.person).stem}__{PurePosixPath(self.garment).stem}"
+
+
+def parse_category(text: str) -> Category:
+    """A category from its name or DressCode's code (0/1/2); `DatasetError` otherwise."""
+    if text in CATEGORY_CODES:
+        return CATEGORY_CODES[text]
+    try:
+        return Category(text)
+    except ValueError:
+        raise DatasetError(f"unknown category {text!r} (expected upper_body, lower_body, dresses or 0/1/2)") from None
+
+
+def read_photo_pairs(path: Path, default: Category, allow_subfolders: bool) -> list[PhotoPair]:
+    """The pairs of a list file (`person garment [category]` per line; `default` where the category is absent);
+    `DatasetError` naming every bad line (paths leaving the folder, column count, unknown category).
+
+    allow_subfolders: names may be paths inside the folder (`person/a.jpg`, a photo folder's list); otherwise
+    they must be plain file names (a dataset's list, `unsafe_name_reason`).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: pair list cannot be read ({exc})") from exc
+    jobs, problems = [], []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        where = f"{path.name}:{number}"
+        if len(parts) not in (2, 3):
+            problems.append(f"{where}: expected 2 or 3 columns, got {len(parts)}")
+            continue
+        names = parts[:2]
+        for name in names:
+            if allow_subfolders:
+                pure = PurePosixPath(name.replace("\\", "/"))
+                reason = None
+                if pure.is_absolute() or ".." in pure.parts or ":" in name:
+                    reason = f"{name!r} leaves the data folder"
+            else:
+                reason = unsafe_name_reason(name)
+            if reason:
+                problems.append(f"{where}: {reason}")
+        try:
+            category = parse_category(parts[2]) if len(parts) == 3 else default
+        except DatasetError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        jobs.append(PhotoPair(names[0], names[1], category))
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise DatasetError(f"pair list problems: {'; '.join(problems[:5])}{more}")
+    if not jobs:
+        raise DatasetError(f"{path}: the pair list has no pairs")
+    return jobs

@@ -22,13 +22,9 @@ class ExamplePair:
 
 
 def example_pairs() -> list[ExamplePair]:
-    """The demo pairs listed in `pairs.txt` (tab-separated: person, garment, category)."""
-    pairs = []
-    for line in (EXAMPLES_DIR / "pairs.txt").read_text().splitlines():
-        if not line.strip():
-            continue
-        person, garment, category = line.split("\t")
-        pairs.append(
-            ExamplePair(EXAMPLES_DIR / "person" / person, EXAMPLES_DIR / "garment" / garment, Category(category))
-        )
-    return pairs
+    """The demo pairs listed in `pairs.txt` (a photo folder's list: `person/NAME garment/NAME category`, the form
+    `fipviton try-on --data DIR --pairs pairs.txt` and `fipviton eval tryon --pairs unpaired --data DIR` read)."""
+    from fipviton.data.pairs import read_photo_pairs
+
+    pairs = read_photo_pairs(EXAMPLES_DIR / "pairs.txt", Category.UPPER_BODY, allow_subfolders=True)
+    return [ExamplePair(EXAMPLES_DIR / pair.person, EXAMPLES_DIR / pair.garment, pair.category) for pair in pairs]

@@ -282,32 +282,73 @@ def evaluate_unpaired(
     warp_weights: str | Path | None = None,
     mirror_average: bool = False,
 ) -> tuple[dict, np.ndarray]:
-    """Run the pipeline (with its post-processing) on the first `limit` unpaired pairs: timing and a grid."""
-    from fipviton.data.readers import open_dataset
+    """Run the pipeline (with its post-processing) on the first `limit` unpaired pairs: timing, the garment's
+    colour score (`warped_colour_error`, also per pair) and a grid.
+
+    data: a dataset folder (its official unpaired list of `split`, with the dataset's own maps), or a photo
+    folder with a `pairs.txt` (`fipviton.data.pairs.read_photo_pairs`: paths inside the folder, e.g. the
+    in-the-wild photos or the bundled examples, `fipviton/examples`), analysed from the photos alone. A pair of a
+    photo folder that the pipeline refuses (no person found, ...) is listed under "failed" with the reason.
+    """
+    from fipviton.data.pairs import PhotoPair, read_photo_pairs
+    from fipviton.data.readers import detect_layout, open_dataset
+    from fipviton.data.sample import Category, PairEntry
+    from fipviton.errors import DatasetError, FipvitonError
     from fipviton.pipeline import TryOnPipeline
 
-    reader = open_dataset(Path(data))
-    pairs = reader.pairs(split, paired=False)[:limit]
+    data = Path(data)
     pipeline = TryOnPipeline.from_pretrained(
         warp=warp_weights, tryon=tryon_weights, steps=steps, mirror_average=mirror_average
     )
-    rows, seconds, colour_errors = [], [], []
+    try:
+        detect_layout(data)
+        reader = open_dataset(data)
+    except DatasetError:
+        reader = None
+    items: list = []
+    if reader is not None:
+        items = reader.pairs(split, paired=False)[:limit]
+    else:
+        listing = data / "pairs.txt"
+        if not listing.is_file():
+            raise DatasetError(f"{data}: not a dataset layout, and no pairs.txt listing photo pairs in it")
+        items = read_photo_pairs(listing, Category.UPPER_BODY, allow_subfolders=True)[:limit]
+
+    def run(item: PairEntry | PhotoPair) -> TryOnResult:
+        if reader is not None:
+            return pipeline.run_sample(reader.load(split, item))
+        return pipeline(data / item.person, data / item.garment, category=item.category)
+
+    rows, seconds, per_pair, failed = [], [], [], []
     size = tuple(pipeline.tryon.config.image_size)
-    for pair in pairs:
-        result = pipeline.run_sample(reader.load(split, pair))
+    for item in items:
+        name = f"{item.person} + {item.garment}"
+        try:
+            result = run(item)
+        except FipvitonError as exc:
+            if reader is not None:
+                raise
+            failed.append({"pair": name, "error": str(exc)})
+            continue
         seconds.append(result.timings["total"])
-        colour_errors.append(float(_colour_error_of_result(result, size)))
+        per_pair.append({"pair": name, "warped_colour_error": float(_colour_error_of_result(result, size))})
         rows.append(
             (result.person, _fit(result.garment, result.person.shape[:2]), result.noise_condition, result.image)
         )
+    errors = [row["warped_colour_error"] for row in per_pair]
     summary = {
-        "count": len(pairs),
+        "source": "dataset" if reader is not None else "photo folder",
+        "count": len(per_pair),
         "seconds_per_image": float(np.median(seconds)) if seconds else float("nan"),
         "steps": steps,
         "mirror_average": mirror_average,
-        "warped_colour_error": float(np.nanmean(colour_errors)) if colour_errors else float("nan"),
+        "warped_colour_error": float(np.nanmean(errors)) if errors else float("nan"),
+        "per_pair": per_pair,
+        "failed": failed,
         "note": "unpaired: no ground truth (SSIM/PSNR/LPIPS do not apply); FID/KID need Inception weights",
     }
+    if not rows:
+        raise DatasetError(f"{data}: no pair could be run ({len(failed)} failed)")
     return summary, sample_grid(rows)
 
 
