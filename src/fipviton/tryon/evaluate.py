@@ -300,18 +300,17 @@ def evaluate_unpaired(
     pipeline = TryOnPipeline.from_pretrained(
         warp=warp_weights, tryon=tryon_weights, steps=steps, mirror_average=mirror_average
     )
+    listing = data / "pairs.txt"
     try:
         detect_layout(data)
         reader = open_dataset(data)
-    except DatasetError:
+    except DatasetError as exc:
+        if not listing.is_file():  # say why it is no dataset either: a broken dataset is the likelier mistake
+            raise DatasetError(f"{exc}; nor is it a photo folder (no pairs.txt listing photo pairs in it)") from exc
         reader = None
-    items: list = []
     if reader is not None:
-        items = reader.pairs(split, paired=False)[:limit]
+        items: list = reader.pairs(split, paired=False)[:limit]
     else:
-        listing = data / "pairs.txt"
-        if not listing.is_file():
-            raise DatasetError(f"{data}: not a dataset layout, and no pairs.txt listing photo pairs in it")
         items = read_photo_pairs(listing, Category.UPPER_BODY, allow_subfolders=True)[:limit]
 
     def run(item: PairEntry | PhotoPair) -> TryOnResult:
