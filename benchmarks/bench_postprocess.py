@@ -6,10 +6,9 @@ The pipeline runs once per example pair (`fipviton/examples/pairs.txt`, VITON-HD
 the post-processing's inputs: the network's output, the agnostic mask, the parsing, the warped garment's mask
 and the person mask. Then `postprocess` is timed on them with the default configuration, with the feathered
 seam instead of the Poisson one, without the backdrop-colour rule (backdrop by the replaced clothes), and without
-the backdrop restore, and so are its three blocks (`paste_back`,
-`identity_mask`, `restore_identity`) with the defaults. Medians over the pairs' medians are in milliseconds,
-after one warm-up run per step; post-processing is numpy and OpenCV, so torch's threads only matter for the
-pipeline run that prepares the inputs.
+the backdrop restore, and so are its three blocks (`paste_back`, `identity_mask`, `restore_identity`) with the
+defaults. Medians over the pairs' medians are in milliseconds, after one warm-up run per step; post-processing is
+numpy and OpenCV, so torch's threads only matter for the pipeline run that prepares the inputs.
 """
 
 from __future__ import annotations

@@ -334,6 +334,8 @@ def evaluate_unpaired(
         rows.append(
             (result.person, _fit(result.garment, result.person.shape[:2]), result.noise_condition, result.image)
         )
+    if not rows:
+        raise DatasetError(f"{data}: no pair could be run ({len(failed)} failed)")
     errors = [row["warped_colour_error"] for row in per_pair]
     summary = {
         "source": "dataset" if reader is not None else "photo folder",
@@ -346,8 +348,6 @@ def evaluate_unpaired(
         "failed": failed,
         "note": "unpaired: no ground truth (SSIM/PSNR/LPIPS do not apply); FID/KID need Inception weights",
     }
-    if not rows:
-        raise DatasetError(f"{data}: no pair could be run ({len(failed)} failed)")
     return summary, sample_grid(rows)
 
 
