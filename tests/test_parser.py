@@ -85,6 +85,27 @@ def test_multi_scale_averaging() -> None:
             model.parse(image, scales=bad)
 
 
+def test_test_time_scales_from_the_config(tmp_path: Path) -> None:
+    model = _tiny()
+    image = np.random.default_rng(3).integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    one_pass, both = model.predict_logits([image])[0], model.predict_logits([image], scales=(1.0, 1.5))[0]
+    model.config.test_time_scales = (1.0, 1.5)
+    model.save_pretrained(tmp_path)
+    loaded = HumanParser.from_pretrained(tmp_path)
+    # Saved with the weights; every call that does not say otherwise averages the scales, one that does is obeyed.
+    assert loaded.config.test_time_scales == (1.0, 1.5)
+    assert torch.allclose(loaded.predict_logits([image])[0], both, atol=1e-5)
+    assert torch.allclose(loaded.predict_logits([image], scales=(1.0,))[0], one_pass, atol=1e-5)
+    # A config.json without the field is one pass; one with scales out of range is refused as bad weights.
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["test_time_scales"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert HumanParser.from_pretrained(tmp_path).config.test_time_scales == (1.0,)
+    (tmp_path / "config.json").write_text(json.dumps({**config, "test_time_scales": [1.0, 9.0]}))
+    with pytest.raises(WeightsError, match="scales"):
+        HumanParser.from_pretrained(tmp_path)
+
+
 def test_eval_parser_rejects_bad_scales(capsys: pytest.CaptureFixture[str]) -> None:
     from fipviton.cli import main
 

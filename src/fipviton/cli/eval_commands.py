@@ -45,8 +45,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument(
         "--scales",
         type=scale_list,
-        default=(1.0,),
-        help="test-time multi-scale averaging: comma-separated input scale factors, e.g. 1,1.25 (default 1: one pass)",
+        default=None,
+        help="test-time multi-scale averaging: comma-separated input scale factors, e.g. 1,1.25; 1 is one pass "
+        "(default: as the weights' config.json says)",
     )
     parser.add_argument(
         "--worst",
@@ -131,7 +132,7 @@ def run_eval_parser(args: argparse.Namespace) -> int:
             split=args.split,
             weights=str(args.weights) if args.weights else "shipped",
             flip=model.config.test_time_flip if args.flip is None else args.flip,
-            scales=list(args.scales),
+            scales=list(model.config.test_time_scales if args.scales is None else args.scales),
             seconds=round(seconds, 1),
         )
         if missed is not None:
