@@ -50,3 +50,27 @@ def test_averaging_never_writes_into_an_existing_folder(
 def test_framing_statistics_of_a_folder_that_is_no_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["data", "framing", str(tmp_path)], capsys)
     assert code == 2 and "not a known dataset layout" in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["try-on", "person.jpg", "garment.jpg", "-o", "out.png"], ["serve"], ["eval", "pipeline", "--data", "d"]],
+)
+def test_postprocess_overrides_are_checked_before_anything_runs(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--postprocess", "backdrop_tolerance=lots"])
+    assert exited.value.code == 2
+    assert "argument --postprocess: backdrop_tolerance takes a number, got 'lots'" in capsys.readouterr().err
+
+
+def test_serve_passes_the_postprocess_overrides_to_every_pipeline() -> None:
+    from fipviton.cli._postprocess_option import postprocess_config
+    from fipviton.cli.serve_commands import load_pipelines
+
+    config = postprocess_config(["restore_identity=false", "blend=feather"])
+    pipelines = load_pipelines(2, None, None, None, warmup=False, postprocess=config)
+    assert [p.postprocess for p in pipelines] == [config, config]
+    assert not config.restore_identity and config.blend == "feather"
+    assert postprocess_config([]) is None

@@ -38,6 +38,22 @@ def test_one_pair_and_no_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture
     assert copy.read_bytes() == pair.person.read_bytes()
 
 
+def test_postprocess_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--postprocess NAME=VALUE reaches the pipeline: without the conditional block the person's own pixels around
+    the garment are no longer given back, so the image changes; a bad override is a usage error, nothing written."""
+    pair = example_pairs()[0]
+    outputs = {}
+    for name, extra in (("shipped", []), ("ablated", ["--postprocess", "restore_identity=false"])):
+        out = tmp_path / f"{name}.png"
+        assert main(["try-on", str(pair.person), str(pair.garment), "-o", str(out), *extra]) == 0
+        outputs[name] = np.asarray(Image.open(out)).astype(int)
+    assert np.abs(outputs["shipped"] - outputs["ablated"]).max() > 16
+    with pytest.raises(SystemExit) as exited:
+        main(["try-on", str(pair.person), str(pair.garment), "-o", str(tmp_path / "bad.png"), "--postprocess", "x=1"])
+    assert exited.value.code == 2 and "argument --postprocess" in capsys.readouterr().err
+    assert not (tmp_path / "bad.png").exists()
+
+
 def _photo_folder(tmp_path: Path) -> Path:
     data = tmp_path / "photos"
     (data / "person").mkdir(parents=True)

@@ -20,6 +20,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from fipviton.cli._postprocess_option import add_postprocess_option, postprocess_config
 from fipviton.data.sample import Category
 
 _OPTIONAL_PATHS = ("inception", "lpips_alex", "alexnet", "lpips_squeeze", "squeezenet")
@@ -42,16 +43,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
-
-
-def _override(text: str) -> str:
-    from fipviton.postprocess import config_from_overrides
-
-    try:
-        config_from_overrides([text])
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    return text
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -104,15 +95,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="run the try-on network on each photo and on its mirror image and average the two (try-on "
         "--mirror-average; twice the network's time)",
     )
-    parser.add_argument(
-        "--postprocess",
-        type=_override,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set a field of the post-processing's PostProcessConfig, for ablations (repeatable), e.g. "
-        "restore_identity=false, backdrop_tolerance=0, blend=feather",
-    )
+    add_postprocess_option(parser, "for ablations")
     parser.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's choice)")
     for name in ("parser", "warp", "tryon"):
         parser.add_argument(
@@ -164,7 +147,6 @@ def run_eval_pipeline(args: argparse.Namespace) -> int:
     import torch
 
     from fipviton.eval.pipeline import MetricWeights, PipelineEvalOptions, evaluate_pipeline
-    from fipviton.postprocess import config_from_overrides
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -181,7 +163,7 @@ def run_eval_pipeline(args: argparse.Namespace) -> int:
         framing=args.framing,
         sharp_garment=args.sharp_garment,
         mirror_average=args.mirror_average,
-        postprocess=config_from_overrides(args.postprocess) if args.postprocess else None,
+        postprocess=postprocess_config(args.postprocess),
         parser_weights=args.parser_weights,
         warp_weights=args.warp_weights,
         tryon_weights=args.tryon_weights,

@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fipviton.cli._postprocess_option import add_postprocess_option, postprocess_config
 from fipviton.cli._usage import UsageError
 from fipviton.errors import WeightsError
 
 if TYPE_CHECKING:
     from fipviton.pipeline import TryOnPipeline
+    from fipviton.postprocess import PostProcessConfig
 
 
 # (flag, ServeConfig field, type, help): the server's limits, one option each.
@@ -65,6 +67,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         action="store_true",
         help="average the try-on of each photo and of its mirror image (try-on --mirror-average; ~1.2x the time)",
     )
+    add_postprocess_option(parser, "for every request")
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn log"
     )
@@ -92,6 +95,7 @@ def run_serve(args: argparse.Namespace) -> int:
         warmup=not args.no_warmup,
         sharp_garment=args.sharp_garment,
         mirror_average=args.mirror_average,
+        postprocess=postprocess_config(args.postprocess),
     )
     app = create_app(pipelines, config)
     print(f"serving on http://{args.host}:{args.port}/ (API: /v1/try-on, /healthz, /openapi.json, /docs)", flush=True)
@@ -107,9 +111,11 @@ def load_pipelines(
     warmup: bool = True,
     sharp_garment: bool = False,
     mirror_average: bool = False,
+    postprocess: PostProcessConfig | None = None,
 ) -> list[TryOnPipeline]:
     """`count` independent `TryOnPipeline`s (None folders: shipped weights; `sharp_garment`, `mirror_average`:
-    those modes of the pipeline, the default of every request), each warmed up on an example pair.
+    those modes of the pipeline, the default of every request; `postprocess`: None for the default
+    post-processing), each warmed up on an example pair.
 
     Raises `WeightsError` naming the missing weights: a server without models is a misconfiguration.
     """
@@ -121,7 +127,12 @@ def load_pipelines(
         start = time.perf_counter()
         try:
             pipeline = TryOnPipeline.from_pretrained(
-                parser=parser, warp=warp, tryon=tryon, sharp_garment=sharp_garment, mirror_average=mirror_average
+                parser=parser,
+                warp=warp,
+                tryon=tryon,
+                sharp_garment=sharp_garment,
+                mirror_average=mirror_average,
+                postprocess=postprocess,
             )
         except WeightsError as exc:
             raise WeightsError(f"cannot serve without model weights: {exc} (see --parser, --warp, --tryon)") from exc

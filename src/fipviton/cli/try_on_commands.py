@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fipviton.cli._postprocess_option import add_postprocess_option, postprocess_config
 from fipviton.cli._usage import UsageError
 from fipviton.data.sample import Category
 from fipviton.errors import DatasetError, FipvitonError, OutputPathError
@@ -83,6 +84,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="run the try-on network on the photo and on its mirror image and average the two: twice its time, "
         "a little higher SSIM, a little softer picture (see fipviton.pipeline.TryOnPipeline)",
     )
+    add_postprocess_option(parser, "to switch a part of it off or tune it")
     for name in ("parser", "warp", "tryon"):
         parser.add_argument(
             f"--{name}-weights", type=Path, default=None, metavar="DIR", help=f"{name} weights (default: shipped)"
@@ -101,6 +103,7 @@ def _load_pipeline(args: argparse.Namespace) -> TryOnPipeline:
         framing=args.framing,
         sharp_garment=args.sharp_garment,
         mirror_average=args.mirror_average,
+        postprocess=postprocess_config(args.postprocess),
     )
 
 
