@@ -278,7 +278,7 @@ class HumanParser(nn.Module):
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        write_weights(self.state_dict(), directory / WEIGHTS_NAME, dtype, model="fipviton.HumanParser")
+        write_weights(self.state_dict(), directory / WEIGHTS_NAME, dtype)
         (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
 
     def warm_start_from(self, directory: str | Path) -> list[str]:

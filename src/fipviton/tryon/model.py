@@ -297,7 +297,7 @@ class TryOnModel(nn.Module):
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        write_weights(self.trainable_state_dict(), directory / WEIGHTS_NAME, dtype, model="fipviton.TryOnModel")
+        write_weights(self.trainable_state_dict(), directory / WEIGHTS_NAME, dtype)
         self.config.save(directory / CONFIG_NAME)
 
     def load_trainable_state_dict(

@@ -361,7 +361,7 @@ class WarpNet(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-        write_weights(self.state_dict(), directory / WEIGHTS_NAME, dtype, model="fipviton.WarpNet")
+        write_weights(self.state_dict(), directory / WEIGHTS_NAME, dtype)
 
     def warm_start_from(self, directory: str | Path) -> list[str]:
         """Copy the weights of a saved warping model into this one (the start of a fresh training run).
