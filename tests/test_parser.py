@@ -361,6 +361,16 @@ def test_shipped_weights_parse_viton_test(data_dir: Path) -> None:
     )
     assert report.miou > 0.5, report.per_class
     assert report.per_class["upper"] > 0.7 and report.per_class["face"] > 0.6
+    # The shipped config.json averages flip and scales 1, 1.25 (parser card): no worse than one pass here.
+    assert model.config.test_time_flip and model.config.test_time_scales == (1.0, 1.25)
+    one_pass = evaluate_segmenter(
+        lambda images: model.parse_batch(images, flip=False, scales=(1.0,)),
+        [(s.person, s.parsing) for s in samples],
+        NUM_LABELS,
+        LABEL_NAMES,
+        batch_size=10,
+    )
+    assert report.pixel_accuracy >= one_pass.pixel_accuracy - 1e-3, (report.pixel_accuracy, one_pass.pixel_accuracy)
     # The parse of a person photo upscaled to a larger size lines up with the photo.
     big = np.repeat(np.repeat(samples[0].person, 2, 0), 2, 1)
     labels = model.parse(big)
