@@ -106,6 +106,23 @@ def test_test_time_scales_from_the_config(tmp_path: Path) -> None:
         HumanParser.from_pretrained(tmp_path)
 
 
+def test_training_validation_is_one_pass_whatever_the_config_asks() -> None:
+    """A network trained from a config with a test-time ensemble (e.g. the shipped config.json) is validated in
+    one pass: the held-out scores compare networks, at one pass's cost."""
+    from fipviton.training.parser import evaluate_arrays
+
+    model = _tiny()
+    model.config.test_time_flip, model.config.test_time_scales = True, (1.0, 1.5)
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, (4, 64, 48, 3), dtype=np.uint8)
+    labels = rng.integers(0, NUM_LABELS, (4, 64, 48), dtype=np.uint8)
+    one_pass = np.stack(model.parse_batch(list(images), flip=False, scales=(1.0,)))
+    assert not np.array_equal(one_pass, np.stack(model.parse_batch(list(images))))  # the ensemble differs
+    matrix = ConfusionMatrix(NUM_LABELS, LABEL_NAMES)
+    matrix.update(labels, one_pass)
+    assert evaluate_arrays(model, images, labels).to_dict() == matrix.report().to_dict()
+
+
 def test_eval_parser_rejects_bad_scales(capsys: pytest.CaptureFixture[str]) -> None:
     from fipviton.cli import main
 

@@ -365,22 +365,23 @@ def _cached_teacher_logits(opts: TrainOptions, images: np.ndarray, device: torch
 def evaluate_arrays(
     model: HumanParser, images: np.ndarray, labels: np.ndarray, batch_size: int = 16
 ) -> SegmentationReport:
-    """Dataset-level mIoU report of `model` on cached arrays at the model's input size."""
+    """Dataset-level mIoU report of `model` on cached arrays at the model's input size, one network pass per
+    image whatever test-time ensemble its config asks for: validation compares networks, at one pass's cost."""
     from fipviton.eval.segmentation import ConfusionMatrix
 
     matrix = ConfusionMatrix(NUM_LABELS, LABEL_NAMES)
     was_training = model.training
     model.eval()
     for start in range(0, len(images), batch_size):
-        preds = model.parse_batch(list(images[start : start + batch_size]))
+        preds = model.parse_batch(list(images[start : start + batch_size]), flip=False, scales=(1.0,))
         matrix.update(labels[start : start + batch_size], np.stack(preds))
     model.train(was_training)
     return matrix.report()
 
 
 def sample_grid(model: HumanParser, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Rows of photo | ground truth | prediction, (n * H, 3 * W, 3) uint8."""
-    preds = model.parse_batch(list(images))
+    """Rows of photo | ground truth | prediction (one pass, as `evaluate_arrays`), (n * H, 3 * W, 3) uint8."""
+    preds = model.parse_batch(list(images), flip=False, scales=(1.0,))
     rows = [
         np.concatenate([im, colorize_labels(gt), colorize_labels(p)], 1)
         for im, gt, p in zip(images, labels, preds, strict=True)
