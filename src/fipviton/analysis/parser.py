@@ -352,7 +352,7 @@ class HumanParser(nn.Module):
         """
         import cv2
 
-        scales = self.config.test_time_scales if scales is None else check_scales(scales)
+        scales = check_scales(self.config.test_time_scales if scales is None else scales)  # a config may be edited
         flip = self.config.test_time_flip if flip is None else flip
 
         th, tw = self.config.input_size
