@@ -161,7 +161,7 @@ def _run_list(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from fipviton.data.pairs import read_photo_pairs
-    from fipviton.data.readers import detect_layout, open_dataset
+    from fipviton.data.readers import open_dataset
     from fipviton.data.sample import PairEntry
     from fipviton.imageio import check_output_folder, save_image
 
@@ -174,8 +174,7 @@ def _run_list(args: argparse.Namespace) -> int:
     out: Path = args.out
     check_output_folder(out, [data])
     try:
-        detect_layout(data)
-        reader = open_dataset(data)
+        reader = open_dataset(data)  # DatasetError for a folder of no known layout: a photo folder
     except DatasetError:
         reader = None
     jobs = read_photo_pairs(pairs_file, Category(args.category), allow_subfolders=reader is None)

@@ -52,10 +52,14 @@ class PairList:
     def strict(self) -> list[PairEntry]:
         """The entries, or a `DatasetError` listing the problems when there are any."""
         if self.problems:
-            shown = "; ".join(self.problems[:5])
-            more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
-            raise DatasetError(f"pair list problems: {shown}{more}")
+            raise problems_error(self.problems)
         return list(self.entries)
+
+
+def problems_error(problems: list[str]) -> DatasetError:
+    """One `DatasetError` for a pair list's problems: the first five, and how many more."""
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return DatasetError(f"pair list problems: {'; '.join(problems[:5])}{more}")
 
 
 def unsafe_name_reason(name: str) -> str | None:
@@ -192,8 +196,7 @@ def read_photo_pairs(path: Path, default: Category, allow_subfolders: bool) -> l
             continue
         jobs.append(PhotoPair(names[0], names[1], category))
     if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise DatasetError(f"pair list problems: {'; '.join(problems[:5])}{more}")
+        raise problems_error(problems)
     if not jobs:
         raise DatasetError(f"{path}: the pair list has no pairs")
     return jobs

@@ -291,7 +291,7 @@ def evaluate_unpaired(
     photo folder that the pipeline refuses (no person found, ...) is listed under "failed" with the reason.
     """
     from fipviton.data.pairs import PhotoPair, read_photo_pairs
-    from fipviton.data.readers import detect_layout, open_dataset
+    from fipviton.data.readers import open_dataset
     from fipviton.data.sample import Category, PairEntry
     from fipviton.errors import DatasetError, FipvitonError
     from fipviton.pipeline import TryOnPipeline
@@ -302,8 +302,7 @@ def evaluate_unpaired(
     )
     listing = data / "pairs.txt"
     try:
-        detect_layout(data)
-        reader = open_dataset(data)
+        reader = open_dataset(data)  # DatasetError for a folder of no known layout
     except DatasetError as exc:
         if not listing.is_file():  # say why it is no dataset either: a broken dataset is the likelier mistake
             raise DatasetError(f"{exc}; nor is it a photo folder (no pairs.txt listing photo pairs in it)") from exc
