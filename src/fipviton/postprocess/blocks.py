@@ -299,10 +299,11 @@ def identity_mask(
     identity = has_label(parsing, IDENTITY_LABELS[category])
     keep = identity.copy()
     on_person = _enclosed_background(parsing)
+    off_person = (parsing == Label.BACKGROUND) & ~on_person  # background reaching the image border
     backdrop = np.zeros(hw, dtype=bool)
     if config.restore_background:
         backdrop_margin = config.background_margin_fraction * image_size(hw)
-        backdrop = _backdrop(parsing, identity, on_person, person_mask, backdrop_margin)
+        backdrop = _backdrop(parsing, identity, off_person, person_mask, backdrop_margin)
         keep |= backdrop
     keep &= agnostic_mask
 
@@ -312,7 +313,7 @@ def identity_mask(
         garment = cv2.dilate(garment, _ellipse(margin))
     keep &= garment == 0
     if person is not None and config.restore_background and config.backdrop_tolerance > 0:
-        near_clothes = (parsing == Label.BACKGROUND) & ~on_person & agnostic_mask & (garment == 0) & ~keep
+        near_clothes = off_person & agnostic_mask & (garment == 0) & ~keep
         radius = config.backdrop_colour_fraction * image_size(hw)
         keep |= backdrop_coloured(person, near_clothes, backdrop, radius, config.backdrop_tolerance)
     keep = _drop_specks(keep, config.min_area_fraction * hw[0] * hw[1])
@@ -323,17 +324,17 @@ def identity_mask(
 
 
 def _backdrop(
-    parsing: np.ndarray, identity: np.ndarray, enclosed: np.ndarray, person_mask: np.ndarray | None, margin: float
+    parsing: np.ndarray, identity: np.ndarray, off_person: np.ndarray, person_mask: np.ndarray | None, margin: float
 ) -> np.ndarray:
-    """(H, W) bool: background pixels off the person (not `enclosed`, outside `person_mask`) and farther than
-    `margin` px from the clothes being replaced (labelled, but not `identity`). Skin and the other clothes may
-    touch it: their borders are the person's own."""
+    """(H, W) bool: the `off_person` background pixels (reaching the image border through background) outside
+    `person_mask` and farther than `margin` px from the clothes being replaced (labelled, but not `identity`).
+    Skin and the other clothes may touch it: their borders are the person's own."""
     replaced = (parsing != Label.BACKGROUND) & ~identity
     # A square kernel: it reaches `margin` along the axes and 1.4x it along the diagonals, and unlike a disc
     # it is separable (2 ms instead of 60 at 1024x768 and 13 px).
     k = round(margin)
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * k + 1, 2 * k + 1))
-    backdrop = (parsing == Label.BACKGROUND) & ~enclosed & (cv2.dilate(replaced.astype(np.uint8), square) == 0)
+    backdrop = off_person & (cv2.dilate(replaced.astype(np.uint8), square) == 0)
     return backdrop & ~person_mask if person_mask is not None else backdrop
 
 
